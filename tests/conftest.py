@@ -1,0 +1,38 @@
+"""Shared test fixtures: the tiny shipped CoNLL fixture, config composition, and real-data lookup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_CONLL = REPO / "tests" / "fixtures" / "conll_tiny"
+TINY_RUN = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "trainer.max_epochs=2", "trainer.progress_bar=false",
+            "optimizer.lr=1e-3", "data.batch_size=8"]
+
+
+def compose_config(*overrides: str, config_name: str = "train"):
+    """Compose a config in-process, as the entry point would (no Hydra run dir, so the logger is off)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name, overrides=["logger=none", *overrides])
+
+
+def run_script(*args: str, cwd: Path, env: dict | None = None, script: str = "train.py") -> subprocess.CompletedProcess:
+    """Run a top-level script of the repo as a user would, from ``cwd``."""
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.fixture
+def real_conll_dir() -> Path:
+    directory = os.environ.get("CONLL2003_DIR")
+    if not directory or not (Path(directory) / "train.txt").is_file():
+        pytest.skip("real CoNLL-2003 not available: set CONLL2003_DIR to a folder with train.txt/valid.txt/test.txt")
+    return Path(directory)
