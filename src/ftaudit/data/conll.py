@@ -1,0 +1,140 @@
+"""Reading CoNLL-style column files and normalising their tag scheme to IOB2."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftaudit.errors import ConfigError, DataError
+from ftaudit.paths import data_candidates, describe
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("auto", "iob1", "iob2")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    tokens: list[str]
+    tags: list[str]
+
+
+def read_conll(path: Path) -> tuple[list[Sentence], list[int]]:
+    """Sentences of a column file (token first, tag last) and the line number each starts on.
+
+    Blank lines separate sentences; ``-DOCSTART-`` lines are skipped.
+    """
+    sentences, starts, tokens, tags, start = [], [], [], [], 0
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8") from None
+    for number, line in enumerate(lines + [""], start=1):
+        columns = line.split()
+        if columns and columns[0] == "-DOCSTART-":
+            continue
+        if not columns:
+            if tokens:
+                sentences.append(Sentence(tokens, tags))
+                starts.append(start)
+                tokens, tags = [], []
+            continue
+        if len(columns) < 2:
+            raise DataError(f"{path}:{number}: expected 'TOKEN ... TAG' (at least 2 columns), got {line.strip()!r}")
+        if not tokens:
+            start = number
+        tokens.append(columns[0])
+        tags.append(columns[-1])
+    return sentences, starts
+
+
+def check_tags(sentences: list[Sentence], starts: list[int], path: Path) -> None:
+    """Every tag is ``O`` or ``B-``/``I-`` followed by a type."""
+    for sentence, start in zip(sentences, starts):
+        for offset, tag in enumerate(sentence.tags):
+            if tag != "O" and (tag[:2] not in ("B-", "I-") or len(tag) < 3):
+                raise DataError(
+                    f"{path}:{start + offset}: unknown tag {tag!r}; tags must be O, B-TYPE or I-TYPE (IOB1 or IOB2)"
+                )
+
+
+def starts_entity_with_inside(tags: list[str]) -> bool:
+    """True when an ``I-X`` opens an entity: legal in IOB1, illegal in IOB2."""
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return True
+        previous = tag
+    return False
+
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """An ``I-X`` that follows ``O`` or another type begins an entity, so it becomes ``B-X``."""
+    converted, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        converted.append(tag)
+        previous = tag
+    return converted
+
+
+def to_iob2(sentences: list[Sentence], scheme: str, path: Path) -> tuple[list[Sentence], str]:
+    """Return the sentences in IOB2 and the scheme the file was in."""
+    if scheme not in SCHEMES:
+        raise ConfigError(f"data.tag_scheme={scheme!r} is not one of {', '.join(SCHEMES)}")
+    inside_first = [s for s in sentences if starts_entity_with_inside(s.tags)]
+    if scheme == "iob2" and inside_first:
+        raise DataError(
+            f"{path}: data.tag_scheme=iob2 but {len(inside_first)} sentences open an entity with I- "
+            f"(e.g. {' '.join(inside_first[0].tags[:8])}); set data.tag_scheme=iob1 or auto"
+        )
+    if scheme == "iob1" or (scheme == "auto" and inside_first):
+        return [Sentence(s.tokens, iob1_to_iob2(s.tags)) for s in sentences], "iob1"
+    return sentences, "iob2"
+
+
+def load_split(path: Path, scheme: str) -> tuple[list[Sentence], str]:
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found; check data.dir and data.files")
+    sentences, starts = read_conll(path)
+    if not sentences:
+        raise DataError(f"{path}: no sentences (empty split); check data.files points at a CoNLL column file")
+    check_tags(sentences, starts, path)
+    return to_iob2(sentences, scheme, path)
+
+
+def load_from_hub(hub_id: str) -> dict[str, list[Sentence]]:
+    """CoNLL-2003 from the Hugging Face hub (needs ``datasets`` and a network)."""
+    import datasets  # optional dependency: pip install -e '.[hub]'
+
+    dataset = datasets.load_dataset(hub_id)
+    names = dataset["train"].features["ner_tags"].feature.names
+    return {
+        split: [Sentence(list(row["tokens"]), [names[i] for i in row["ner_tags"]]) for row in dataset[split]]
+        for split in ("train", "validation", "test")
+    }
+
+
+def load_conll_splits(cfg) -> dict[str, list[Sentence]]:
+    """The train/validation/test sentences in IOB2, from the first data location that exists."""
+    candidates = data_candidates(cfg.dir, cfg.env_var, cfg.default_dir)
+    for _, directory in candidates:
+        if directory.is_dir():
+            splits, schemes = {}, set()
+            for split, filename in cfg.files.items():
+                splits[split], scheme = load_split(directory / filename, cfg.tag_scheme)
+                schemes.add(scheme)
+            log.info("data: %s (%s)", directory, "converted IOB1 -> IOB2" if "iob1" in schemes else "IOB2")
+            return splits
+    hub_error = "no hub id configured"
+    if cfg.hub_id:
+        try:
+            return load_from_hub(cfg.hub_id)
+        except Exception as err:  # offline, datasets missing, hub error: all mean "not there"
+            hub_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    raise DataError(
+        f"CoNLL data not found: tried {describe(candidates)}, and the hub ({cfg.hub_id}: {hub_error}); "
+        f"set data.dir=PATH or ${cfg.env_var} to a folder holding {', '.join(cfg.files.values())}"
+    )
