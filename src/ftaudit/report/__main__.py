@@ -1,0 +1,72 @@
+"""``python -m ftaudit.report RUN_DIR... [--group-by KEYS] [--metrics KEYS] [--format md,latex,csv] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ftaudit.errors import ConfigError, exit_on_user_error
+from ftaudit.report.plots import default_tradeoff_metric, plot_fairness, plot_tradeoff
+from ftaudit.report.records import find_runs
+from ftaudit.report.render import RENDERERS
+from ftaudit.report.table import aggregate, check_group_keys, default_group_keys, select_metrics
+from ftaudit.tracking.record import atomic_write_text
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m ftaudit.report", description="Tables and plots from run records (metrics.json + config.yaml), "
+        "found recursively; mean ± std and n over the runs of each group.")
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="runs, multiruns or sweep folders")
+    parser.add_argument("--group-by", type=comma_list, default=None, metavar="KEYS",
+                        help="dotted config keys, comma-separated (default: the keys that vary across runs, seed excluded)")
+    parser.add_argument("--metrics", type=comma_list, default=None, metavar="KEYS",
+                        help="metric keys or globs (* within a segment, ** across), comma-separated "
+                             "(default: task F1s, degradation drops, fairness gaps, training time, energy)")
+    parser.add_argument("--format", type=comma_list, default=["md", "latex", "csv"], metavar="FORMATS",
+                        help="any of md, latex, csv (default: all)")
+    parser.add_argument("--tradeoff", default=None, metavar="KEY",
+                        help="the x axis of tradeoff.png (default: the first degradation/*/drop, else training time)")
+    parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    unknown = [name for name in args.format if name not in RENDERERS]
+    if unknown:
+        raise ConfigError(f"--format {','.join(unknown)}: choose from {','.join(RENDERERS)}")
+    runs = find_runs(args.run_dirs)
+    available = set().union(*(run.metrics for run in runs))
+    if args.tradeoff and args.tradeoff not in available:
+        raise ConfigError(f"--tradeoff {args.tradeoff}: no run has this metric")
+    group_keys = args.group_by if args.group_by is not None else default_group_keys(runs)
+    check_group_keys(runs, group_keys)
+    metrics = select_metrics(runs, args.metrics)
+    groups = aggregate(runs, group_keys, metrics)
+
+    written = []
+    for name in args.format:
+        filename, render = RENDERERS[name]
+        atomic_write_text(args.out / filename, render(groups, group_keys, metrics))
+        written.append(args.out / filename)
+    tradeoff_metric = args.tradeoff or default_tradeoff_metric(available)
+    if tradeoff_metric and plot_tradeoff(groups, group_keys, tradeoff_metric, args.out / "tradeoff.png"):
+        written.append(args.out / "tradeoff.png")
+    if plot_fairness(groups, group_keys, args.out / "fairness.png"):
+        written.append(args.out / "fairness.png")
+
+    print(f"{len(runs)} runs in {len(groups)} groups (by {', '.join(group_keys) or 'nothing'})")
+    if "md" in args.format:
+        print((args.out / "table.md").read_text(encoding="utf-8"), end="")
+    print("wrote " + ", ".join(str(path) for path in written))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,109 @@
+"""``tradeoff.png`` (task F1 against a cost, Pareto front drawn) and ``fairness.png`` (per-group recall)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from ftaudit.report.render import format_value
+from ftaudit.report.table import Group, direction, summarise
+from ftaudit.tracking.record import atomic_write_bytes
+
+TASK_METRIC = "task/test_f1"
+PER_GROUP_RECALL = re.compile(r"^fairness/(?P<probe>[^/]+)/group/(?P<group>[^/]+)/recall$")
+PNG_METADATA = {"Software": None}  # no version stamp: the same records give the same bytes
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def group_label(group: Group, group_keys: list[str]) -> str:
+    if not group_keys:
+        return "all runs"
+    return ", ".join(f"{key.rsplit('.', 1)[-1]}={format_value(value)}" for key, value in zip(group_keys, group.values))
+
+
+def default_tradeoff_metric(available: set[str]) -> str | None:
+    """The first degradation drop (sorted), else training time: what the F1 was paid with."""
+    drops = sorted(key for key in available if key.startswith("degradation/") and key.endswith("/drop"))
+    return drops[0] if drops else ("resource/train_seconds" if "resource/train_seconds" in available else None)
+
+
+def pareto_front(points: list[tuple[float, float]], x_better: str) -> list[int]:
+    """Indices of the points no other point beats on both axes (y higher is better), sorted by x."""
+    sign = 1 if x_better == "min" else -1
+
+    def dominates(a, b) -> bool:
+        return sign * a[0] <= sign * b[0] and a[1] >= b[1] and a != b
+
+    front = [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
+    return sorted(front, key=lambda i: (points[i][0], points[i][1]))
+
+
+def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, path: Path) -> bool:
+    """Mean ± std of task F1 against ``x_metric`` per group; False (nothing drawn) when no group has both."""
+    plt = pyplot()
+    shown = [(group, summarise([r.metrics[x_metric] for r in group.runs if x_metric in r.metrics]),
+              summarise([r.metrics[TASK_METRIC] for r in group.runs if TASK_METRIC in r.metrics])) for group in groups]
+    shown = [(group, x, y) for group, x, y in shown if x is not None and y is not None]
+    if not shown:
+        return False
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    for group, x, y in shown:
+        axes.errorbar(x.mean, y.mean, xerr=x.std or 0.0, yerr=y.std or 0.0, fmt="o", capsize=3)
+        axes.annotate(group_label(group, group_keys), (x.mean, y.mean), textcoords="offset points", xytext=(5, 5),
+                      fontsize=8)
+    x_better = direction(x_metric) or "min"
+    points = [(x.mean, y.mean) for _, x, y in shown]
+    front = pareto_front(points, x_better)
+    # The staircase bounds what the front's groups dominate: better x and better y.
+    axes.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="black", linewidth=1.5,
+              alpha=0.7, zorder=0, drawstyle="steps-post" if x_better == "min" else "steps-pre",
+              label=f"Pareto front ({len(front)} of {len(points)} groups)")
+    axes.set_xlabel(f"{x_metric} ({'lower' if x_better == 'min' else 'higher'} is better)")
+    axes.set_ylabel(f"{TASK_METRIC} (higher is better)")
+    axes.set_title("Task gain vs cost, mean ± std over each group's runs")
+    axes.legend(loc="best", fontsize=8)
+    axes.grid(alpha=0.3)
+    save(figure, path)
+    return True
+
+
+def plot_fairness(groups: list[Group], group_keys: list[str], path: Path) -> bool:
+    """Per-name-group PER recall (mean ± std over runs) for each table group; False when no run has such keys."""
+    keys = sorted({key for group in groups for run in group.runs for key in run.metrics if PER_GROUP_RECALL.match(key)})
+    if not keys:
+        return False
+    one_probe = len({PER_GROUP_RECALL.match(key)["probe"] for key in keys}) == 1
+    names = [PER_GROUP_RECALL.match(key)["group"] if one_probe else key.removeprefix("fairness/") for key in keys]
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(max(6.4, 0.5 * len(keys) * len(groups)), 4.8))
+    width = 0.8 / len(groups)
+    for g, group in enumerate(groups):
+        cells = [summarise([run.metrics[key] for run in group.runs if key in run.metrics]) for key in keys]
+        positions = [k - 0.4 + (g + 0.5) * width for k in range(len(keys))]
+        axes.bar(positions, [cell.mean if cell else 0.0 for cell in cells], width, capsize=2,
+                 yerr=[(cell.std or 0.0) if cell else 0.0 for cell in cells], label=group_label(group, group_keys))
+    axes.set_xticks(range(len(keys)), names, rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel("PER recall on substituted names (higher is better)")
+    axes.set_ylim(0, 1.05)
+    axes.set_title("Name-substitution recall per group, mean ± std over runs")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    save(figure, path)
+    return True
+
+
+def save(figure, path: Path) -> None:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=150, metadata=PNG_METADATA)
+    pyplot().close(figure)
+    atomic_write_bytes(path, buffer.getvalue())

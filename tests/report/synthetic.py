@@ -1,0 +1,47 @@
+"""Synthetic run records, laid out as Hydra writes them, for report tests and the speed check."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import yaml
+
+FAIRNESS_GROUPS = ("black_female", "black_male", "white_female", "white_male")
+
+
+def write_run(run_dir: Path, config: dict, metrics: dict[str, float]) -> Path:
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))  # Hydra's copy: not a run record
+    return run_dir
+
+
+def run_config(lr: float, seed: int, run_dir: Path) -> dict:
+    return {"model": {"name": "minilm", "random_init": None}, "optimizer": {"lr": lr, "weight_decay": 0.01},
+            "probes": {"degradation": ["stsb", "cka"]}, "seed": seed, "trainer": {"max_epochs": 1, "progress_bar": False},
+            "logger": {"wandb": {"save_dir": str(run_dir)}}}
+
+
+def run_metrics(rng: random.Random) -> dict[str, float]:
+    metrics = {"task/test_f1": rng.uniform(0.6, 0.9), "task/val_f1": rng.uniform(0.6, 0.9),
+               "degradation/stsb/drop": rng.uniform(0, 20), "degradation/cka/drop": rng.uniform(0, 0.3),
+               "resource/train_seconds": rng.uniform(50, 500), "fairness/names/recall_gap": rng.uniform(0, 0.2)}
+    metrics.update({f"fairness/names/group/{group}/recall": rng.uniform(0.7, 1.0) for group in FAIRNESS_GROUPS})
+    return metrics
+
+
+def make_sweep(root: Path, learning_rates: list[float], seeds: list[int], rng_seed: int = 0) -> list[Path]:
+    """One multirun folder of len(lr) x len(seeds) jobs, plus a failed job (no metrics.json) that must be skipped."""
+    rng = random.Random(rng_seed)
+    runs = []
+    for job, (lr, seed) in enumerate((lr, seed) for lr in learning_rates for seed in seeds):
+        run_dir = root / str(job)
+        runs.append(write_run(run_dir, run_config(lr, seed, run_dir), run_metrics(rng)))
+    failed = root / str(len(runs))
+    failed.mkdir()
+    (failed / "config.yaml").write_text(yaml.safe_dump(run_config(learning_rates[0], 99, failed)))
+    return runs

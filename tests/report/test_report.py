@@ -1,0 +1,131 @@
+"""``python -m ftaudit.report``: grouping, mean ± std and n, best per column, byte-identical output, speed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ftaudit.report.__main__ import main
+from ftaudit.report.records import find_runs
+from ftaudit.report.table import default_group_keys, direction
+from tests.report.synthetic import make_sweep, run_config, write_run
+
+LEARNING_RATES = [5e-5, 1e-4, 2e-4]
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    make_sweep(tmp_path / "multirun" / "2026-01-01_00-00-00", LEARNING_RATES, [1, 2, 3])
+    return tmp_path / "multirun"
+
+
+def report(*args) -> None:
+    main([str(arg) for arg in args])
+
+
+def independent_means(root: Path, group_key: str, metric: str) -> dict[str, tuple[float, float, int]]:
+    """Straight from the files: every metrics.json under root, grouped by one config value."""
+    values = defaultdict(list)
+    for metrics_file in root.rglob("metrics.json"):
+        config = yaml.safe_load((metrics_file.parent / "config.yaml").read_text())
+        for part in group_key.split("."):
+            config = config[part]
+        values[f"{config:g}"].append(json.loads(metrics_file.read_text())[metric])
+    return {key: (statistics.mean(v), statistics.stdev(v), len(v)) for key, v in values.items()}
+
+
+def test_table_means_equal_the_mean_of_the_runs_metrics(sweep, tmp_path):
+    report(sweep, "--out", tmp_path / "out")
+    rows = {row["optimizer.lr"]: row for row in csv.DictReader((tmp_path / "out" / "table.csv").open())}
+    for metric in ("task/test_f1", "degradation/stsb/drop", "resource/train_seconds"):
+        expected = independent_means(sweep, "optimizer.lr", metric)
+        assert set(rows) == set(expected)
+        for lr, (mean, std, n) in expected.items():
+            assert float(rows[lr][f"{metric}/mean"]) == pytest.approx(mean, rel=1e-12)
+            assert float(rows[lr][f"{metric}/std"]) == pytest.approx(std, rel=1e-12)
+            assert int(rows[lr][f"{metric}/n"]) == n == 3
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    mean, std, _ = independent_means(sweep, "optimizer.lr", "task/test_f1")["0.0001"]
+    assert f"{mean:.4f} ± {std:.4f}" in markdown
+
+
+def test_default_groups_are_the_varying_keys_without_seed(sweep):
+    runs = find_runs([sweep])
+    assert len(runs) == 9  # the failed job (no metrics.json) and Hydra's .hydra copies are no records
+    assert default_group_keys(runs) == ["optimizer.lr"]  # seed and the per-run logger save_dir are left out
+
+
+def test_best_per_column_is_bold_in_the_right_direction(tmp_path):
+    for lr, f1, drop in ((1e-4, 0.80, 5.0), (2e-4, 0.85, 9.0)):
+        run_dir = tmp_path / "runs" / str(lr)
+        write_run(run_dir, run_config(lr, 1, run_dir), {"task/test_f1": f1, "degradation/stsb/drop": drop})
+    report(tmp_path / "runs", "--out", tmp_path / "out", "--format", "md,latex")
+    markdown = (tmp_path / "out" / "table.md").read_text().splitlines()
+    assert markdown[0] == "| optimizer.lr | n | task/test_f1 ↑ | degradation/stsb/drop ↓ |"
+    assert markdown[2] == "| 0.0001 | 1 | 0.8000 | **5.000** |"
+    assert markdown[3] == "| 0.0002 | 1 | **0.8500** | 9.000 |"
+    assert r"\textbf{0.8500}" in (tmp_path / "out" / "table.tex").read_text()
+    assert not (tmp_path / "out" / "table.csv").exists()
+
+
+@pytest.mark.parametrize("metric, better", [
+    ("task/test_f1", "max"), ("task/test_f1_PER", "max"), ("degradation/stsb/drop", "min"),
+    ("degradation/cka/drop", "min"), ("degradation/cka/mean", "max"), ("resource/train_seconds", "min"),
+    ("resource/train_tokens_per_second", "max"), ("resource/energy_kwh", "min"), ("fairness/names/recall_gap", "min"),
+    ("fairness/names/recall_ratio", "max"), ("degradation/stsb/base", None), ("resource/train_tokens", None),
+])
+def test_direction_of_known_metrics(metric, better):
+    assert direction(metric) == better
+
+
+def test_output_is_byte_identical_on_rerun(sweep, tmp_path):
+    make_sweep(tmp_path / "other", [1e-3], [1, 2], rng_seed=1)
+    report(sweep, tmp_path / "other", "--out", tmp_path / "first")
+    report(tmp_path / "other", sweep, "--out", tmp_path / "second")  # order of the arguments does not matter
+    first, second = sorted((tmp_path / "first").iterdir()), sorted((tmp_path / "second").iterdir())
+    assert [p.name for p in first] == ["fairness.png", "table.csv", "table.md", "table.tex", "tradeoff.png"]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_hundred_runs_in_under_five_seconds_without_torch(tmp_path):
+    make_sweep(tmp_path / "runs", [1e-5 * (i + 1) for i in range(10)], list(range(10)))
+    code = ("import sys; from ftaudit.report.__main__ import main; main(sys.argv[1:]); "
+            "assert 'torch' not in sys.modules and 'wandb' not in sys.modules")
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("100 runs in 10 groups (by optimizer.lr)")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # CPU time, not wall time, is what this code controls on a shared machine; wall time printed for the record.
+    print(f"report on 100 runs: {wall:.2f} s wall, {cpu:.2f} s CPU")
+    assert cpu < 5.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing"], "does not exist"),
+    (["runs", "--group-by", "optimiser.lr"], "--group-by optimiser.lr: not a config key"),
+    (["runs", "--metrics", "task/nothing"], "--metrics 'task/nothing' matches no metric"),
+    (["runs", "--format", "html"], "--format html: choose from md,latex,csv"),
+    (["empty"], "no run records"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, args, message, monkeypatch):
+    make_sweep(tmp_path / "runs", [1e-4], [1])
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        report(*args)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
