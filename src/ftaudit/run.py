@@ -19,7 +19,9 @@ from ftaudit.models.ner import NERTagger
 from ftaudit.probes.base import ProbeContext, build_probes, run_probes
 from ftaudit.quiet import quiet_libraries
 from ftaudit.resources import ResourceMeter
+from ftaudit.tracking.loggers import tracking_callbacks
 from ftaudit.tracking.record import environment, write_record
+from ftaudit.tracking.wandb_run import publish_run, wandb_run_closed
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,11 @@ SUMMARY_KEYS = ("task/test_f1", "task/test_precision", "task/test_recall", "task
 
 def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> dict[str, float]:
     """Fine-tune, evaluate and record one run; return its flat metrics. ``callbacks`` join the Trainer's (e.g. pruning)."""
+    with wandb_run_closed():  # also when the run fails, so the next run in this process gets its own W&B run
+        return _train(cfg, run_dir, callbacks)
+
+
+def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[str, float]:
     check_config(cfg)
     quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -47,10 +54,11 @@ def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> d
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/f1", mode="max",
                                  save_top_k=1, save_weights_only=True, enable_version_counter=False)
     meter = ResourceMeter(datamodule.train_token_count)
+    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
     trainer = L.Trainer(
         **hardware, max_epochs=cfg.trainer.max_epochs, gradient_clip_val=cfg.trainer.gradient_clip_val,
         log_every_n_steps=cfg.trainer.log_every_n_steps, enable_progress_bar=cfg.trainer.progress_bar,
-        callbacks=[checkpoint, meter, *callbacks], logger=[hydra.utils.instantiate(c) for c in cfg.logger.values()] or False,
+        callbacks=[checkpoint, meter, *tracking_callbacks(cfg, loggers), *callbacks], logger=loggers or False,
         default_root_dir=run_dir, num_sanity_val_steps=0, enable_model_summary=False, deterministic=cfg.trainer.deterministic,
     )
     trainer.fit(tagger, datamodule=datamodule)
@@ -74,6 +82,7 @@ def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> d
     env["skipped_probes"] = skipped
     write_record(run_dir, cfg, metrics, env, {"predictions/test.txt": predictions})
     print_summary(run_dir, metrics, env["tested_checkpoint"])
+    publish_run(loggers, run_dir, metrics)
     return metrics
 
 
