@@ -1,0 +1,239 @@
+"""The Optuna study behind ``sweep.py``: storage, sampler, pruner, resuming, and workers sharing one study."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import psutil
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution, distribution_to_json
+from optuna.samplers import BaseSampler
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from ftaudit.errors import ConfigError
+from ftaudit.sweep.space import example_params, parse_space, to_overrides
+from ftaudit.sweep.trials import PRUNING_MONITOR, Objective, TrialFailed, compose_run_config
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "nsga2": optuna.samplers.NSGAIISampler}
+PRUNERS = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
+           "threshold": optuna.pruners.ThresholdPruner, "none": optuna.pruners.NopPruner}
+DIRECTIONS = {"max": "maximize", "min": "minimize"}
+# Trials that use up sweep.n_trials: finished ones, and running ones so that parallel workers do not overshoot.
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+SWEEP_OVERRIDE = re.compile(r"[~+]*sweep([./=@]|$)")
+HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 180
+
+
+@dataclass
+class SweepSettings:
+    study_name: str
+    storage: str | None
+    objectives: list[tuple[str, str]]  # (metric, "maximize" | "minimize")
+    n_trials: int
+    timeout: float | None
+    max_failures: int
+    sampler: str
+    sampler_options: dict
+    seed: int
+    pruner: str
+    pruner_options: dict
+    space: dict[str, BaseDistribution]
+
+    @property
+    def prune(self) -> bool:
+        """Only a single val-F1 objective can be pruned: it is what the run reports each epoch; Optuna cannot prune
+        multi-objective studies."""
+        return self.pruner != "none" and self.metrics == ["task/val_f1"]
+
+    @property
+    def pruning(self) -> str:
+        if self.prune:
+            return f"{self.pruner}, on {PRUNING_MONITOR} after every epoch"
+        if self.pruner == "none":
+            return "off (sweep.pruner=none)"
+        if len(self.objectives) > 1:
+            return "off: Optuna cannot prune multi-objective studies"
+        return f"off: runs report only val F1 per epoch, not {self.metrics[0]}"
+
+    @property
+    def metrics(self) -> list[str]:
+        return [metric for metric, _ in self.objectives]
+
+
+def parse_objective(item: str, problems: list[str]) -> tuple[str, str]:
+    metric, _, direction = str(item).rpartition(":")
+    if not metric or direction not in DIRECTIONS:
+        problems.append(f"sweep.objectives: {item!r} must be <metric>:max or <metric>:min, e.g. task/val_f1:max")
+    elif metric.startswith("task/test_"):
+        problems.append(f"sweep.objectives: {metric} is a test-set score; select on validation (task/val_f1)")
+    return metric, DIRECTIONS.get(direction, "")
+
+
+def options(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def read_settings(sweep: DictConfig) -> SweepSettings:
+    """The ``sweep`` node, checked as a whole: every problem in one line."""
+    problems: list[str] = []
+    objectives = [parse_objective(item, problems) for item in sweep.objectives or []]
+    if not objectives:
+        problems.append("sweep.objectives is empty; e.g. sweep.objectives=[task/val_f1:max]")
+    if not (isinstance(sweep.n_trials, int) and sweep.n_trials >= 1):
+        problems.append(f"sweep.n_trials={sweep.n_trials} must be an integer >= 1")
+    if sweep.timeout is not None and not sweep.timeout > 0:
+        problems.append(f"sweep.timeout={sweep.timeout} must be null or seconds > 0")
+    if not (isinstance(sweep.max_failures, int) and sweep.max_failures >= 1):
+        problems.append(f"sweep.max_failures={sweep.max_failures} must be an integer >= 1")
+    for kind, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        if sweep[kind] not in names:
+            problems.append(f"sweep.{kind}={sweep[kind]!r} must be one of {', '.join(names)}")
+        if not (sweep[f"{kind}_options"] is None or OmegaConf.is_dict(sweep[f"{kind}_options"])):
+            problems.append(f"sweep.{kind}_options must be null or a mapping of keyword arguments, e.g. {{n_startup_trials: 3}}")
+    if not re.fullmatch(r"[\w.-]+", str(sweep.study_name)):
+        problems.append(f"sweep.study_name={sweep.study_name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+    try:
+        space = parse_space(sweep.space)
+    except ConfigError as err:
+        problems.append(str(err))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return SweepSettings(
+        study_name=sweep.study_name, storage=sweep.storage, objectives=objectives, n_trials=sweep.n_trials,
+        timeout=sweep.timeout, max_failures=sweep.max_failures, sampler=sweep.sampler,
+        sampler_options=options(sweep.sampler_options), seed=sweep.seed, pruner=sweep.pruner,
+        pruner_options=options(sweep.pruner_options), space=space)
+
+
+class TrialSeededSampler(BaseSampler):
+    """Each trial samples with a fresh sampler seeded by ``seed + trial number``: parallel workers never draw the same
+    values, a resumed study does not repeat its first draws, and a one-worker sweep is reproducible."""
+
+    def __init__(self, make, seed: int):
+        self.make, self.seed = make, seed
+        self.current = make(seed=seed)
+
+    def before_trial(self, study, trial) -> None:
+        self.current = self.make(seed=self.seed + trial.number)
+        self.current.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.current.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.current.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.current.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.current.after_trial(study, trial, state, values)
+
+
+def make_storage(url: str | None, sweep_dir: Path) -> optuna.storages.BaseStorage:
+    """SQLite in the sweep folder by default; ``journal:<file>`` for a journal file; else an RDB URL."""
+    url = url or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        # Heartbeats let any worker mark the trials of a worker that died (on any machine) as failed.
+        engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # wait for locks
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=GRACE_SECONDS)
+    except (ImportError, ValueError, OSError) as err:
+        raise ConfigError(f"sweep.storage={url}: {err}") from err
+    except Exception as err:  # SQLAlchemy's errors for a bad URL or an unreachable server
+        raise ConfigError(f"sweep.storage={url} cannot be opened: {str(err).splitlines()[0]}") from err
+
+
+def definition(settings: SweepSettings, base_overrides: list[str]) -> dict:
+    """What makes two commands the same study: the training overrides, the space and the objectives."""
+    return {"train_overrides": sorted(base_overrides),
+            "space": {key: distribution_to_json(d) for key, d in settings.space.items()},
+            "objectives": [f"{metric}:{direction}" for metric, direction in settings.objectives]}
+
+
+def open_study(settings: SweepSettings, sweep_dir: Path, base_overrides: list[str]) -> optuna.Study:
+    """Create the study, or load it when this command ran before; refuse to mix a different command into it."""
+    sampler_class = SAMPLERS[settings.sampler]
+    try:
+        sampler = TrialSeededSampler(lambda seed: sampler_class(seed=seed, **settings.sampler_options), settings.seed)
+        pruner = PRUNERS[settings.pruner](**settings.pruner_options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"sweep.sampler_options / sweep.pruner_options: {err}") from err
+    storage = make_storage(settings.storage, sweep_dir)
+    study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                directions=[direction for _, direction in settings.objectives], load_if_exists=True)
+    wanted = definition(settings, base_overrides)
+    found = study.user_attrs.get("definition")
+    if found is None:
+        study.set_user_attr("definition", wanted)
+        study.set_metric_names(settings.metrics)
+    elif found != wanted:
+        field = next(key for key in wanted if found.get(key) != wanted[key])
+        raise ConfigError(f"study {settings.study_name!r} in {settings.storage or sweep_dir / 'study.db'} was started "
+                          f"with other {field} ({found.get(field)}, now {wanted[field]}); rerun the same command to "
+                          "continue it, or start a new study with sweep.study_name=<name>")
+    return study
+
+
+def worker_id() -> dict:
+    process = psutil.Process()
+    return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
+
+
+def is_alive(worker: dict) -> bool:
+    try:
+        return psutil.Process(worker["pid"]).create_time() == worker["started"]
+    except psutil.NoSuchProcess:
+        return False
+
+
+def fail_dead_trials(study: optuna.Study) -> None:
+    """Trials left running by a killed worker on this machine are failed at once; other machines' are left to the
+    storage heartbeat (RDB storages), which fails them after the grace period."""
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if worker and worker["host"] == host and not is_alive(worker):
+            optuna.Trial(study, trial._trial_id).set_user_attr("error", "interrupted: its worker process died")
+            study.tell(trial.number, state=TrialState.FAIL)
+            log.info("trial %d was left running by a process that died: marked failed", trial.number)
+
+
+def train_overrides(task_overrides: list[str]) -> list[str]:
+    """The command's overrides that configure the runs (the ``sweep.*`` ones configure the search)."""
+    return [override for override in task_overrides if not SWEEP_OVERRIDE.match(override)]
+
+
+def check_space_composes(space: dict[str, BaseDistribution], base_overrides: list[str]) -> None:
+    """Every searched key and every categorical choice must compose with the training config, before any trial."""
+    for params in example_params(space):
+        compose_run_config([*base_overrides, *to_overrides(params)])
+
+
+def counted_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=BUDGET_STATES))
+
+
+def run_study(settings: SweepSettings, study: optuna.Study, objective: Objective) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (all workers together), the timeout, or too many
+    failures. A trial that raises is recorded as failed and the next one starts."""
+    if counted_trials(study) >= settings.n_trials:
+        log.info("study %s already has %d trials (sweep.n_trials=%d): nothing to run", settings.study_name,
+                 counted_trials(study), settings.n_trials)
+        return
+    study.optimize(objective, timeout=settings.timeout, catch=(TrialFailed,), gc_after_trial=True,
+                   callbacks=[MaxTrialsCallback(settings.n_trials, states=BUDGET_STATES)])

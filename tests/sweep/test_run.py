@@ -1,0 +1,99 @@
+"""Sweeps in-process on the tiny model: failures, pruning, several objectives, and the best trial's command."""
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from optuna.trial import TrialState
+
+import ftaudit.sweep.trials
+from ftaudit.errors import ConfigError
+from ftaudit.run import train
+from ftaudit.sweep.trials import SweepStopped
+from tests.conftest import REPO
+from tests.sweep.conftest import read_trials
+
+
+def states(study) -> list[str]:
+    return [trial.state.name for trial in study.trials]
+
+
+def test_a_failing_trial_does_not_stop_the_sweep(sweep, monkeypatch):
+    def nan_loss_in_trial_0(cfg, run_dir, callbacks=()):
+        if run_dir.name == "0":
+            raise FloatingPointError("loss is NaN")
+        return train(cfg, run_dir, callbacks)
+
+    monkeypatch.setattr(ftaudit.sweep.trials, "train", nan_loss_in_trial_0)
+    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.space.trainer.max_epochs.high=1", "sweep.max_failures=2")
+    assert states(study) == ["FAIL", "COMPLETE"]
+    failed = read_trials(sweep_dir)[0]
+    assert (failed["state"], failed["error"]) == ("FAIL", "FloatingPointError: loss is NaN")
+    assert "FloatingPointError: loss is NaN" in (sweep_dir / "trials" / "0" / "error.txt").read_text()
+    assert not (sweep_dir / "trials" / "0" / "metrics.json").exists()
+    assert (sweep_dir / "trials" / "1" / "metrics.json").is_file()
+
+
+def test_a_broken_sweep_stops_after_max_failures_with_one_line(sweep):
+    with pytest.raises(SweepStopped) as caught:
+        sweep("sweep.n_trials=5", "sweep.max_failures=2", "~sweep.space.optimizer.lr",
+              "+sweep.space.optimizer.lr={type:categorical,choices:[-1.0]}")
+    message = str(caught.value)
+    assert message.startswith("sweep stopped: 2 trials failed (sweep.max_failures=2); last, trial 1: ConfigError: "
+                              "optimizer.lr=-1.0 must be > 0") and "\n" not in message
+    study_trials = read_trials(Path(message.split("traceback in ")[1].rstrip(")")).parents[2])
+    assert [t["state"] for t in study_trials] == ["FAIL", "FAIL"]
+
+
+def test_config_errors_of_the_sweep_stop_it_before_any_trial(sweep, tmp_path):
+    with pytest.raises(ConfigError, match="does not compose: Could not override 'optimizer.lrr'"):
+        sweep("+sweep.space.optimizer.lrr={type:float,low:0.1,high:0.2}")
+    with pytest.raises(ConfigError, match="does not compose"):
+        sweep("+sweep.space.model={type:categorical,choices:[tiny,no-such-model]}")
+    assert not (tmp_path / "sweep" / "trials").exists()
+
+
+def test_an_objective_the_run_does_not_record_stops_the_sweep(sweep):
+    with pytest.raises(ConfigError, match="sweep.objectives names degradation/stsb/drop, which the run did not record"):
+        sweep("sweep.n_trials=2", "sweep.space.trainer.max_epochs.high=1",
+              "sweep.objectives=[task/val_f1:max,degradation/stsb/drop:min]")
+
+
+def test_multi_objective_writes_a_pareto_front_without_pruning(sweep, capsys):
+    study, sweep_dir = sweep("sweep.n_trials=2", "sweep.space.trainer.max_epochs.high=1",
+                             "sweep.objectives=[task/val_f1:max,resource/train_seconds:min]")
+    assert states(study) == ["COMPLETE"] * 2
+    assert (sweep_dir / "pareto_front.png").stat().st_size > 1000
+    best = (sweep_dir / "best.yaml").read_text()
+    assert "task/val_f1:max" in best and "resource/train_seconds:min" in best
+    front = {trial.number for trial in study.best_trials}
+    assert front and all(f"number: {n}" in best for n in front)
+    output = capsys.readouterr().out
+    assert "pruning: off: Optuna cannot prune multi-objective studies" in output and "Pareto front: trial" in output
+
+
+def test_a_pruned_trial_is_recorded_with_the_epoch_it_stopped_at(sweep):
+    # Val F1 never reaches 1.1: every trial is pruned when epoch 2 (step 1) reports, never during warm-up (epoch 1).
+    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.pruner=threshold", "sweep.pruner_options={lower:1.1,n_warmup_steps:1}",
+                             "~sweep.space.trainer", "trainer.max_epochs=3")
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs"] == 2 and sorted(trial.intermediate_values) == [0, 1]
+    row = read_trials(sweep_dir)[0]
+    assert (row["state"], row["epochs"]) == ("PRUNED", "2")
+    assert not (sweep_dir / "trials" / "0" / "metrics.json").exists()
+
+
+def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
+    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.space.trainer.max_epochs.high=1")
+    command = shlex.split(study.best_trial.user_attrs["command"])
+    assert command[:2] == ["python", "train.py"] and f"optimizer.lr={study.best_trial.params['optimizer.lr']!r}" in command
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["logger=none", *command[2:]])
+    metrics = train(cfg, tmp_path / "again")
+    assert metrics["task/val_f1"] == study.best_value
+    recorded = json.loads((sweep_dir / "trials" / str(study.best_trial.number) / "metrics.json").read_text())
+    assert recorded["task/test_f1"] == metrics["task/test_f1"]
