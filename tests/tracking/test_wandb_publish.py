@@ -58,5 +58,6 @@ def test_failed_run_is_finished_as_failed_and_next_run_is_separate(tmp_path):
     assert second.id != failing.id
     (failed_file,) = offline_run_files(tmp_path / "a")
     (second_file,) = offline_run_files(tmp_path / "b")
-    assert read_offline_run(failed_file).exit_code == 1
+    failed = read_offline_run(failed_file)
+    assert failed.exit_code == 1 and failed.summary["stopped_by"] == "RuntimeError"
     assert read_offline_run(second_file).exit_code == 0

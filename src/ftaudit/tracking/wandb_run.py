@@ -115,10 +115,12 @@ def publish_run(loggers, run_dir: Path, metrics: dict[str, float]) -> None:
     finish_wandb_run(exit_code=0)
 
 
-def finish_wandb_run(exit_code: int) -> None:
+def finish_wandb_run(exit_code: int, stopped_by: BaseException | None = None) -> None:
     """Close the process's current W&B run, if any; a run left open would swallow the next job's logs."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
+        if stopped_by is not None:  # tells a pruned sweep trial (TrialPruned) from a crash in the dashboard
+            wandb.run.summary["stopped_by"] = type(stopped_by).__name__
         wandb.run.finish(exit_code=exit_code)
 
 
@@ -127,7 +129,7 @@ def wandb_run_closed():
     """Finish the W&B run when the block ends; a run that raised is marked failed (exit code 1)."""
     try:
         yield
-    except BaseException:
-        finish_wandb_run(exit_code=1)
+    except BaseException as err:
+        finish_wandb_run(exit_code=1, stopped_by=err)
         raise
     finish_wandb_run(exit_code=0)
