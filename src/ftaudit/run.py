@@ -14,6 +14,7 @@ from ftaudit.config import check_config
 from ftaudit.data.ner import NERDataModule
 from ftaudit.evaluation import conlleval_lines
 from ftaudit.hardware import configure_hardware
+from ftaudit.methods import build_method
 from ftaudit.models.loading import load_token_classifier, load_tokenizer
 from ftaudit.models.ner import NERTagger
 from ftaudit.probes.base import ProbeContext, build_probes, run_probes
@@ -40,13 +41,15 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     hardware = configure_hardware(cfg.hardware)
+    method = build_method(cfg.method)
 
     tokenizer = load_tokenizer(cfg.model)
     datamodule = NERDataModule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
     datamodule.setup()
     model = load_token_classifier(cfg.model, datamodule.labels)
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    tagger = NERTagger(model, cfg.optimizer, datamodule.labels)
+    model = method.prepare(model, total_steps=len(datamodule.train_dataloader()) * cfg.trainer.max_epochs)
+    tagger = NERTagger(model, cfg.optimizer, datamodule.labels, penalty=method.penalty(model))
     log.info("model %s: %.1fM parameters, %d labels; train %d sentences (%d tokens)", cfg.model.name,
              sum(p.numel() for p in model.parameters()) / 1e6, len(datamodule.labels),
              len(datamodule.splits["train"].sentences), datamodule.train_token_count)
@@ -58,7 +61,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     trainer = L.Trainer(
         **hardware, max_epochs=cfg.trainer.max_epochs, gradient_clip_val=cfg.trainer.gradient_clip_val,
         log_every_n_steps=cfg.trainer.log_every_n_steps, enable_progress_bar=cfg.trainer.progress_bar,
-        callbacks=[checkpoint, meter, *tracking_callbacks(cfg, loggers), *callbacks], logger=loggers or False,
+        callbacks=[checkpoint, meter, *tracking_callbacks(cfg, loggers), *method.callbacks(), *callbacks], logger=loggers or False,
         default_root_dir=run_dir, num_sanity_val_steps=0, enable_model_summary=False, deterministic=cfg.trainer.deterministic,
     )
     trainer.fit(tagger, datamodule=datamodule)
@@ -71,9 +74,13 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     if not cfg.trainer.keep_checkpoint:
         Path(checkpoint.best_model_path).unlink(missing_ok=True)
 
-    probe_context = ProbeContext(cfg, tagger.model.eval(), base_state, tokenizer, datamodule, run_dir, tagger.device)
+    metrics.update(method.metrics(tagger.model))
+    # Probes see a plain classifier (adapters merged) whose weight names match base_state.
+    probe_context = ProbeContext(cfg, method.merged(tagger.model).eval(), base_state, tokenizer, datamodule, run_dir,
+                                 tagger.device)
     probe_metrics, skipped = run_probes(build_probes(cfg), probe_context)
     metrics.update(probe_metrics)
+    metrics.update(method.evaluate(probe_context))
 
     test = datamodule.splits["test"]
     predictions = conlleval_lines([s.tokens for s in test.sentences], [s.tags for s in test.sentences], tagger.test_tags)

@@ -1,0 +1,111 @@
+"""WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): full fine-tuning, then a walk along the
+straight line between the pretrained and the fine-tuned encoder.
+
+At each mixing weight a the encoder is (1 - a) * base + a * fine-tuned and the classifier head is the fine-tuned
+one; the task and the degradation probes are measured there and recorded as ``wise/<a>/...``, with a curve plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ftaudit.errors import ConfigError
+from ftaudit.evaluation import entity_scores
+from ftaudit.methods.base import FineTuningMethod
+from ftaudit.models.predict import predict_tags
+from ftaudit.probes.base import ProbeContext, build_probes, run_probes
+
+PLOT_FILE = "wise.png"
+SPLIT_KEYS = {"validation": "val", "test": "test"}
+
+
+def interpolate(model: torch.nn.Module, base_state: dict[str, torch.Tensor], alpha: float) -> torch.nn.Module:
+    """A copy of ``model`` whose encoder weights are lerp(base, fine-tuned, alpha); the head stays the fine-tuned one.
+
+    ``torch.lerp`` is exact at both ends, so alpha=0 gives the base encoder and alpha=1 the fine-tuned one bit for bit.
+    Integer buffers (position ids) are the same in both and are copied, not mixed.
+    """
+    encoder_prefix = f"{model.base_model_prefix}."
+    mixed_state = {}
+    for key, tuned in model.state_dict().items():
+        if key.startswith(encoder_prefix) and tuned.is_floating_point():
+            mixed_state[key] = torch.lerp(base_state[key].to(tuned.device, tuned.dtype), tuned, alpha)
+        else:
+            mixed_state[key] = tuned
+    mixed = copy.deepcopy(model)
+    mixed.load_state_dict(mixed_state)
+    return mixed.eval()
+
+
+def alpha_label(alpha: float) -> str:
+    return f"{alpha:g}"
+
+
+class WiSEFT(FineTuningMethod):
+    def __init__(self, name: str = "wise", alphas: list[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                 splits: list[str] = ("validation", "test")):
+        super().__init__(name)
+        if not alphas or not all(0 <= a <= 1 for a in alphas):
+            raise ConfigError(f"method.alphas={list(alphas)} must be a non-empty list of mixing weights in [0, 1]")
+        unknown = set(splits) - SPLIT_KEYS.keys()
+        if unknown:
+            raise ConfigError(f"method.splits has {sorted(unknown)}; choose from {sorted(SPLIT_KEYS)}")
+        self.alphas, self.splits = sorted(float(a) for a in alphas), list(splits)
+
+    def evaluate(self, ctx: ProbeContext) -> dict[str, float]:
+        started = time.perf_counter()
+        probes = [probe for probe in build_probes(ctx.cfg) if probe.kind == "degradation"]
+        metrics = {}
+        for alpha in self.alphas:
+            mixed = interpolate(ctx.model, ctx.base_state, alpha)
+            prefix = f"wise/{alpha_label(alpha)}/"
+            metrics.update({prefix + key: value for key, value in self.task_scores(mixed, ctx).items()})
+            probe_metrics, _ = run_probes(probes, dataclasses.replace(ctx, model=mixed))
+            metrics.update({prefix + key: value for key, value in probe_metrics.items()})
+            del mixed
+        metrics["wise/seconds"] = time.perf_counter() - started
+        plot_curve(self.alphas, metrics, ctx.run_dir / PLOT_FILE)
+        return metrics
+
+    def task_scores(self, model: torch.nn.Module, ctx: ProbeContext) -> dict[str, float]:
+        tokenizer = ctx.tokenizer
+        scores = {}
+        for split in self.splits:
+            sentences = ctx.datamodule.splits[split].sentences
+            predicted = predict_tags(model, tokenizer, sentences, ctx.datamodule.labels,
+                                     batch_size=ctx.cfg.data.eval_batch_size,
+                                     # the windows training used
+                                     max_length=min(ctx.cfg.data.max_length or tokenizer.model_max_length,
+                                                    tokenizer.model_max_length))
+            scores[f"task/{SPLIT_KEYS[split]}_f1"] = entity_scores([s.tags for s in sentences], predicted)["f1"]
+        return scores
+
+
+def plot_curve(alphas: list[float], metrics: dict[str, float], path: Path) -> None:
+    """Task F1 and each degradation drop against the mixing weight, one panel each; written atomically."""
+    from matplotlib.figure import Figure
+
+    first = f"wise/{alpha_label(alphas[0])}/"
+    panels = [key[len(first):] for key in metrics if key.startswith(first + "task/")]
+    panels += [key[len(first):] for key in metrics if key.startswith(first + "degradation/") and key.endswith("/drop")]
+    figure = Figure(figsize=(4.0 * len(panels), 3.4), layout="constrained")
+    for axes, name in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        axes.plot(alphas, [metrics[f"wise/{alpha_label(a)}/{name}"] for a in alphas], marker="o")
+        axes.set_xlabel("a  (encoder = (1-a)·base + a·fine-tuned)")
+        axes.set_title(name, fontsize=10)
+        axes.grid(alpha=0.3)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            figure.savefig(stream, format="png", dpi=120)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
