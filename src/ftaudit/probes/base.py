@@ -52,12 +52,12 @@ def run_probes(probes: list[Probe], ctx: ProbeContext) -> tuple[dict[str, float]
     metrics, skipped = {}, {}
     for probe in probes:
         key = f"{probe.kind}/{probe.name}"
+        started = time.perf_counter()  # deciding whether it applies may load things (e.g. an MLM head): part of the cost
         reason = probe.skip_reason(ctx)
         if reason:
             skipped[key] = reason
             log.info("probe %s skipped: %s", key, reason)
             continue
-        started = time.perf_counter()
         with torch.inference_mode():
             metrics.update(probe.measure(ctx))
         metrics[f"resource/probe_seconds/{key}"] = time.perf_counter() - started

@@ -1,0 +1,84 @@
+"""STS-B probe: do the encoder's mean-pooled hidden states still rank sentence pairs by meaning?"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from scipy.stats import spearmanr
+
+from ftaudit.errors import DataError
+from ftaudit.probes.base import ProbeContext
+from ftaudit.probes.degradation import DegradationProbe, comparison
+from ftaudit.probes.text import text_batches
+
+
+@dataclass
+class SimilarityPairs:
+    first: list[str]
+    second: list[str]
+    gold: list[float]
+
+
+def read_stsb(path: Path) -> SimilarityPairs:
+    """STS-B's tab-separated ``genre file year id score sentence1 sentence2 [license...]`` rows.
+
+    Quoting is off: sentences hold unbalanced ``"`` that a default CSV reader would merge across rows.
+    """
+    pairs = SimilarityPairs([], [], [])
+    with open(path, encoding="utf-8", newline="") as stream:
+        for line_number, row in enumerate(csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
+            try:
+                score, first, second = float(row[4]), row[5], row[6]
+            except (IndexError, ValueError):
+                raise DataError(f"{path}:{line_number}: expected tab-separated 'genre file year id score "
+                                f"sentence1 sentence2', got {len(row)} field(s)") from None
+            pairs.first.append(first)
+            pairs.second.append(second)
+            pairs.gold.append(score)
+    if len(pairs.gold) < 2:
+        raise DataError(f"{path}: needs at least 2 sentence pairs, has {len(pairs.gold)}")
+    return pairs
+
+
+@torch.inference_mode()
+def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int) -> torch.Tensor:
+    """One vector per text: the last hidden states averaged over its real (attention-masked) tokens."""
+    device = next(encoder.parameters()).device
+    embeddings = torch.empty(len(texts), encoder.config.hidden_size)
+    for indices, batch in text_batches(tokenizer, texts, batch_size, max_length):
+        batch = {key: value.to(device) for key, value in batch.items()}
+        hidden = encoder(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        embeddings[indices] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
+    return embeddings
+
+
+def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: int, max_length: int) -> float:
+    """Spearman x 100 between the pairs' embedding cosine similarities and their gold scores."""
+    texts = list(dict.fromkeys(pairs.first + pairs.second))  # each distinct sentence encoded once
+    position = {text: index for index, text in enumerate(texts)}
+    embeddings = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size, max_length)
+    first = embeddings[[position[text] for text in pairs.first]]
+    second = embeddings[[position[text] for text in pairs.second]]
+    cosine = torch.nn.functional.cosine_similarity(first, second).numpy()
+    return 100 * float(spearmanr(cosine, pairs.gold).statistic)
+
+
+class StsbProbe(DegradationProbe):
+    name = "stsb"
+    data = ("STS-B", "STSB_DIR", "data/stsb")
+
+    def data_file_name(self) -> str:
+        return f"sts-{self.settings.split}.csv"
+
+    def measure(self, ctx: ProbeContext) -> dict[str, float]:
+        pairs = read_stsb(self.data_file())
+
+        def spearman(model) -> float:
+            return similarity_spearman(model.base_model, ctx.tokenizer, pairs, self.batch_size, self.settings.max_length)
+
+        base = self.cached_base(ctx, lambda: {"spearman": spearman(ctx.base_model())})
+        return comparison(self.name, base["spearman"], spearman(ctx.model))

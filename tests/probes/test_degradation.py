@@ -1,0 +1,134 @@
+"""Degradation probes together: selection, key layout, skip path, and a real (tiny) training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ftaudit.errors import ConfigError
+from ftaudit.models.loading import load_token_classifier, load_tokenizer
+from ftaudit.probes.base import ProbeContext, run_probes
+from ftaudit.probes.degradation import build_degradation_probes, comparison
+from ftaudit.run import train
+from tests.conftest import TINY_RUN, compose_config
+
+# Tab-separated like the real STS-B, with its traps: an unbalanced quote and a row with two license fields.
+STSB_ROWS = [
+    (5.0, "A man is playing a guitar.", "A man plays the guitar."),
+    (4.2, "A woman is slicing an onion.", "A woman cuts an onion."),
+    (3.6, 'The "big dog runs in the park.', "A large dog is running in a park."),
+    (0.2, "A cat sleeps on the sofa.", "The stock market fell sharply today."),
+    (1.0, "Two children play football.", "A chef is cooking pasta."),
+    (2.5, "The plane landed at the airport.", "An aircraft arrived at the terminal late."),
+    (0.0, "Rain is falling on the roof.", "He wrote a letter to his bank."),
+    (4.8, "The boy is riding a bicycle.", "A boy rides a bike."),
+]
+LABELS = ["O", "B-PER", "I-PER"]
+
+
+def write_stsb(directory: Path, split: str = "test") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"main-captions\tMSRvid\t2012test\t{i:04d}\t{score}\t{first}\t{second}" for i, (score, first, second)
+             in enumerate(STSB_ROWS)]
+    lines[1] += "\tCC BY-SA 4.0\thttps://example.org"
+    (directory / f"sts-{split}.csv").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def write_wikitext(directory: Path, paragraphs: int = 12) -> Path:
+    """WikiText raw layout: ' = Title = ' headings, blank lines of one space, @-@ escapes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [" ", " = Valkyria Chronicles = ", " "]
+    for index in range(paragraphs):
+        lines += [f" The {index} @-@ th game was released in Japan in 20{index:02d} by the company . "
+                  f"It sold {index} million copies across the world and critics praised its story . "
+                  f"Players control a squad of soldiers during the war number {index} . ", " ", " = = Reception = = ", " "]
+    (directory / "wiki.test.raw").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def degradation_overrides(tmp_path: Path, *probes: str) -> list[str]:
+    stsb, wikitext = write_stsb(tmp_path / "stsb"), write_wikitext(tmp_path / "wikitext2")
+    return [f"probes.degradation=[{','.join(probes)}]", f"probes.degradation_settings.cache_dir={tmp_path / 'cache'}",
+            f"probes.degradation_settings.stsb.dir={stsb}", f"probes.degradation_settings.mlm.dir={wikitext}",
+            f"probes.degradation_settings.cka.dir={wikitext}", "probes.degradation_settings.mlm.sentences=16",
+            "probes.degradation_settings.cka.sentences=16", "probes.degradation_settings.batch_size=8"]
+
+
+def tiny_context(cfg, run_dir: Path, seed: int = 0) -> ProbeContext:
+    """An untrained model as its own fine-tuned version: every probe must see no change."""
+    torch.manual_seed(seed)
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_token_classifier(cfg.model, LABELS).eval()
+    base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    return ProbeContext(cfg, model, base_state, tokenizer, None, run_dir, torch.device("cpu"))
+
+
+def perturb_encoder(model: torch.nn.Module, scale: float = 0.05, seed: int = 1) -> None:
+    """Stand-in for fine-tuning: move every encoder weight a little, deterministically."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.base_model.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+
+
+def test_default_config_selects_all_four_probes_in_order():
+    probes = build_degradation_probes(compose_config("model=tiny"))
+    assert [probe.name for probe in probes] == ["stsb", "mlm", "cka", "weights"]
+    assert {probe.kind for probe in probes} == {"degradation"}
+
+
+def test_unknown_probe_name_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"unknown probe\(s\) \['stbs'\]"):
+        build_degradation_probes(compose_config("model=tiny", "probes.degradation=[stsb,stbs]"))
+
+
+def test_drop_is_signed_so_positive_means_worse():
+    assert comparison("stsb", 80.0, 75.0)["degradation/stsb/drop"] == 5.0
+    perplexity = comparison("mlm/pseudo_perplexity", 4.0, 6.0, higher_is_better=False)
+    assert perplexity["degradation/mlm/pseudo_perplexity/drop"] == 2.0
+
+
+def test_untrained_tiny_model_loses_nothing_and_mlm_is_skipped_with_reason(tmp_path):
+    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb", "mlm", "cka", "weights"))
+    metrics, skipped = run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
+    assert "random-init" in skipped["degradation/mlm"]
+    assert not any(key.startswith("degradation/mlm") for key in metrics)
+    for probe in ("stsb", "cka", "weights"):
+        assert metrics[f"degradation/{probe}/drop"] == 0.0
+        assert metrics[f"resource/probe_seconds/degradation/{probe}"] > 0
+    assert metrics["degradation/stsb/base"] == metrics["degradation/stsb/finetuned"]
+    assert -100 <= metrics["degradation/stsb/base"] <= 100
+    assert [metrics[f"degradation/cka/{layer}"] for layer in ("embeddings", "layer_1", "layer_2")] == [1.0, 1.0, 1.0]
+    assert [metrics[f"degradation/weights/{part}"] for part in ("embeddings", "layer_1", "layer_2")] == [0.0, 0.0, 0.0]
+
+
+def test_missing_probe_data_is_a_skip_with_reason_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("STSB_DIR", raising=False)
+    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb"),
+                         f"probes.degradation_settings.stsb.dir={tmp_path / 'nowhere'}")
+    metrics, skipped = run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
+    assert "STS-B not found" in skipped["degradation/stsb"] and "STSB_DIR" in skipped["degradation/stsb"]
+    assert metrics == {}
+
+
+def test_tiny_training_run_records_degradation_keys(tmp_path):
+    run_dir = tmp_path / "run"
+    train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "probes.fairness.enabled=false",
+                         *degradation_overrides(tmp_path, "stsb", "mlm", "cka", "weights")), run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for probe in ("stsb", "cka", "weights"):
+        assert {f"degradation/{probe}/{part}" for part in ("base", "finetuned", "drop")} <= metrics.keys()
+    assert metrics["degradation/weights/drop"] > 0  # training moved the weights
+    assert 0 < metrics["degradation/cka/layer_2"] < 1
+    assert "random-init" in json.loads((run_dir / "env.json").read_text())["skipped_probes"]["degradation/mlm"]
+
+
+def test_a_misspelt_probe_stops_the_run_before_training(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="stbs"):
+        train(compose_config(*TINY_RUN, "probes.degradation=[stbs]"), run_dir)
+    assert not (run_dir / "checkpoints").exists()
