@@ -1,4 +1,4 @@
-"""Sweeps on the tiny model and the shipped tiny CoNLL fixture: a few trials of one or two epochs each."""
+"""Sweeps on the tiny model and the shipped tiny CoNLL fixture: a few trials of one epoch each."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from ftaudit.sweep import run_sweep
 from tests.conftest import FIXTURE_CONLL, REPO
 
 TINY_SWEEP = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "data.max_train_samples=24", "data.max_eval_samples=12",
-              "data.batch_size=8", "trainer.progress_bar=false", "probes.degradation=[]",
-              "sweep.space.trainer.max_epochs.high=2", "sweep.space.optimizer.lr.low=1e-4"]
+              "data.batch_size=8", "trainer.progress_bar=false", "probes.degradation=[]", "logger=csv",
+              "sweep.space.trainer.max_epochs.high=1", "sweep.space.optimizer.lr.low=1e-4"]
 
 
 @pytest.fixture

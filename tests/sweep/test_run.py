@@ -28,7 +28,7 @@ def test_a_failing_trial_does_not_stop_the_sweep(sweep, monkeypatch):
         return train(cfg, run_dir, callbacks)
 
     monkeypatch.setattr(ftaudit.sweep.trials, "train", nan_loss_in_trial_0)
-    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.space.trainer.max_epochs.high=1", "sweep.max_failures=2")
+    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.max_failures=2")
     assert states(study) == ["FAIL", "COMPLETE"]
     failed = read_trials(sweep_dir)[0]
     assert (failed["state"], failed["error"]) == ("FAIL", "FloatingPointError: loss is NaN")
@@ -58,13 +58,11 @@ def test_config_errors_of_the_sweep_stop_it_before_any_trial(sweep, tmp_path):
 
 def test_an_objective_the_run_does_not_record_stops_the_sweep(sweep):
     with pytest.raises(ConfigError, match="sweep.objectives names degradation/stsb/drop, which the run did not record"):
-        sweep("sweep.n_trials=2", "sweep.space.trainer.max_epochs.high=1",
-              "sweep.objectives=[task/val_f1:max,degradation/stsb/drop:min]")
+        sweep("sweep.n_trials=2", "sweep.objectives=[task/val_f1:max,degradation/stsb/drop:min]")
 
 
 def test_multi_objective_writes_a_pareto_front_without_pruning(sweep, capsys):
-    study, sweep_dir = sweep("sweep.n_trials=2", "sweep.space.trainer.max_epochs.high=1",
-                             "sweep.objectives=[task/val_f1:max,resource/train_seconds:min]")
+    study, sweep_dir = sweep("sweep.n_trials=2", "sweep.objectives=[task/val_f1:max,resource/train_seconds:min]")
     assert states(study) == ["COMPLETE"] * 2
     assert (sweep_dir / "pareto_front.png").stat().st_size > 1000
     best = (sweep_dir / "best.yaml").read_text()
@@ -87,7 +85,7 @@ def test_a_pruned_trial_is_recorded_with_the_epoch_it_stopped_at(sweep):
 
 
 def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
-    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.space.trainer.max_epochs.high=1")
+    study, sweep_dir = sweep("sweep.n_trials=1")
     command = shlex.split(study.best_trial.user_attrs["command"])
     assert command[:2] == ["python", "train.py"] and f"optimizer.lr={study.best_trial.params['optimizer.lr']!r}" in command
     GlobalHydra.instance().clear()

@@ -6,12 +6,14 @@ import logging
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import psutil
 from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.exc import SQLAlchemyError
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.samplers import BaseSampler
 from optuna.study import MaxTrialsCallback
@@ -143,19 +145,20 @@ class TrialSeededSampler(BaseSampler):
 def make_storage(url: str | None, sweep_dir: Path) -> optuna.storages.BaseStorage:
     """SQLite in the sweep folder by default; ``journal:<file>`` for a journal file; else an RDB URL."""
     url = url or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
-    try:
-        if url.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-            return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        # Heartbeats let any worker mark the trials of a worker that died (on any machine) as failed.
-        engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # wait for locks
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=GRACE_SECONDS)
-    except (ImportError, ValueError, OSError) as err:
-        raise ConfigError(f"sweep.storage={url}: {err}") from err
-    except Exception as err:  # SQLAlchemy's errors for a bad URL or an unreachable server
-        raise ConfigError(f"sweep.storage={url} cannot be opened: {str(err).splitlines()[0]}") from err
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    # Heartbeats let any worker mark the trials of a worker that died (on any machine) as failed.
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # wait for locks
+    for pause in (1, 3, None):  # workers started together race to create the tables: the loser tries again
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=GRACE_SECONDS)
+        except (ImportError, ValueError, SQLAlchemyError) as err:
+            if pause is None or isinstance(err, ImportError):
+                raise ConfigError(f"sweep.storage={url} cannot be opened: {str(err).splitlines()[0]}") from err
+            time.sleep(pause)
 
 
 def definition(settings: SweepSettings, base_overrides: list[str]) -> dict:
