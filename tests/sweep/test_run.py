@@ -5,14 +5,14 @@ import shlex
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
 import ftaudit.sweep.trials
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
-from ftaudit.sweep.trials import SweepStopped
+from ftaudit.sweep.trials import SweepStopped, as_hydra_job, compose_run_config
 from tests.conftest import REPO
 from tests.sweep.conftest import read_trials
 
@@ -90,8 +90,8 @@ def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     assert command[:2] == ["python", "train.py"] and f"optimizer.lr={study.best_trial.params['optimizer.lr']!r}" in command
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["logger=none", *command[2:]])
-    metrics = train(cfg, tmp_path / "again")
+        with as_hydra_job(compose_run_config(command[2:]), tmp_path / "again") as cfg:  # as train.py would run it
+            metrics = train(cfg, tmp_path / "again")
     assert metrics["task/val_f1"] == study.best_value
     recorded = json.loads((sweep_dir / "trials" / str(study.best_trial.number) / "metrics.json").read_text())
     assert recorded["task/test_f1"] == metrics["task/test_f1"]

@@ -34,7 +34,10 @@ def trials_csv(trials: list[FrozenTrial], metrics: list[str], params: list[str])
 def best_record(study: optuna.Study, metrics: list[str]) -> dict:
     """The best trial (single objective) or the Pareto front, each with the command that reproduces it."""
     states = [trial.state for trial in study.get_trials(deepcopy=False)]
-    best = study.best_trials if TrialState.COMPLETE in states else []
+    if TrialState.COMPLETE not in states:
+        best = []
+    else:  # one best trial even when others tie with it; the whole front when there are several objectives
+        best = [study.best_trial] if len(metrics) == 1 else study.best_trials
     return {
         "study": study.study_name,
         "objectives": [f"{metric}:{'max' if direction == optuna.study.StudyDirection.MAXIMIZE else 'min'}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import time
@@ -13,11 +12,11 @@ from pathlib import Path
 import optuna
 import psutil
 from omegaconf import DictConfig, OmegaConf
-from sqlalchemy.exc import SQLAlchemyError
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.samplers import BaseSampler
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.space import example_params, parse_space, to_overrides
