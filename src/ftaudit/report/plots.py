@@ -95,7 +95,7 @@ def plot_fairness(groups: list[Group], group_keys: list[str], path: Path) -> boo
     axes.set_ylabel("PER recall on substituted names (higher is better)")
     axes.set_ylim(0, 1.05)
     axes.set_title("Name-substitution recall per group, mean ± std over runs")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     axes.grid(axis="y", alpha=0.3)
     save(figure, path)
     return True
