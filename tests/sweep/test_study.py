@@ -10,8 +10,8 @@ from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
 from ftaudit.errors import ConfigError
-from ftaudit.sweep.study import (TrialSeededSampler, fail_dead_trials, open_study, read_settings, train_overrides,
-                                 worker_id)
+from ftaudit.sweep.study import (TrialSeededSampler, fail_dead_trials, make_storage, open_study, read_settings,
+                                 train_overrides, worker_id)
 from tests.conftest import REPO
 
 
@@ -98,3 +98,11 @@ def test_trials_of_a_dead_worker_are_failed_and_live_ones_kept(tmp_path):
     states = {t.number: t.state for t in study.trials}
     assert states == {orphan.number: TrialState.FAIL, live.number: TrialState.RUNNING}
     assert study.trials[orphan.number].user_attrs["error"] == "interrupted: its worker process died"
+
+
+def test_storage_urls_journal_files_and_bad_urls(tmp_path):
+    journal = make_storage(f"journal:{tmp_path / 'lr.journal'}", tmp_path)
+    optuna.create_study(study_name="j", storage=journal).optimize(toy_objective, n_trials=1)
+    assert len(optuna.load_study(study_name="j", storage=make_storage(f"journal:{tmp_path / 'lr.journal'}", tmp_path)).trials) == 1
+    with pytest.raises(ConfigError, match="sweep.storage=nosuchdb://x cannot be opened"):
+        make_storage("nosuchdb://x", tmp_path)

@@ -16,7 +16,7 @@ from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.samplers import BaseSampler
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.space import example_params, parse_space, to_overrides
@@ -155,7 +155,7 @@ def make_storage(url: str | None, sweep_dir: Path) -> optuna.storages.BaseStorag
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
                                               grace_period=GRACE_SECONDS)
         except (ImportError, ValueError, SQLAlchemyError) as err:
-            if pause is None or isinstance(err, ImportError):
+            if pause is None or not isinstance(err, (OperationalError, IntegrityError)):
                 raise ConfigError(f"sweep.storage={url} cannot be opened: {str(err).splitlines()[0]}") from err
             time.sleep(pause)
 
