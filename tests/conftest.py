@@ -13,8 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_CONLL = REPO / "tests" / "fixtures" / "conll_tiny"
-TINY_RUN = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "trainer.max_epochs=2", "trainer.progress_bar=false",
-            "optimizer.lr=1e-3", "data.batch_size=8"]
+TINY_RUN = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "trainer.max_epochs=3", "trainer.progress_bar=false",
+            "data.batch_size=4"]
 
 
 def compose_config(*overrides: str, config_name: str = "train"):

@@ -62,7 +62,7 @@ def test_predictions_file_reproduces_test_f1(cli_run):
 
 def test_tiny_model_learns_something(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
-    assert metrics["task/test_f1"] > 0.05  # loose sanity bound: 2 epochs of a random-init 2-layer model
+    assert metrics["task/test_f1"] > 0.5  # loose sanity bound: 3 epochs of a random-init 2-layer model on easy templates
 
 
 def test_same_seed_same_result(tmp_path):
