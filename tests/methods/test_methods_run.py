@@ -56,7 +56,8 @@ FREEZE_ONE = ("freeze", "method.layers=1")  # of the tiny model's 2 layers
 
 
 @pytest.mark.parametrize("method, adapter", [(("full",), False), (("lora",), True), (("adalora",), True), (("ia3",), True),
-                                             (FREEZE_ONE, False), (("l2sp",), False), (("wise",), False)])
+                                             (FREEZE_ONE, False), (("l2sp",), False), (("wise",), False)],
+                         ids=lambda value: value[0] if isinstance(value, tuple) else None)
 def test_run_records_the_method_figures(run, method, adapter):
     metrics = run(*method).metrics
     assert all(isinstance(value, float) for value in metrics.values())
@@ -83,8 +84,9 @@ def test_probes_see_the_adapted_encoder_as_a_plain_classifier(run, method):
 
 
 def test_adalora_reallocates_ranks_during_the_run(run):
-    config = run("adalora").spy.module.model.peft_config["default"]
-    assert config.total_step == 10  # 80 fixture sentences / batch 8, one epoch
+    module = run("adalora").spy.module
+    config = module.model.peft_config["default"]
+    assert config.total_step == module.trainer.estimated_stepping_batches > 1
     assert config.rank_pattern  # set by update_and_allocate at the budget's final step
 
 
