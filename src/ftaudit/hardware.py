@@ -1,12 +1,18 @@
-"""Turning the ``hardware`` config into Trainer arguments and process-wide settings."""
+"""Turning the ``hardware`` config into Trainer arguments, process-wide settings and the device's peak speed."""
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import time
+from pathlib import Path
 
 import torch
 
 from ftaudit.errors import ConfigError
+
+MULTI_PROCESS_STRATEGIES = ("ddp", "fsdp")  # Lightning re-runs the entry script once per extra process
 
 
 def configure_hardware(cfg) -> dict:
@@ -22,5 +28,116 @@ def configure_hardware(cfg) -> dict:
     if accelerator == "gpu":
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left
     else:
-        torch.set_num_threads(cfg.num_threads or len(os.sched_getaffinity(0)))
+        # Processes on one CPU share its cores: more threads than cores in total only thrash.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(cfg.num_threads or max(1, cores // process_count(cfg)))
     return {"accelerator": accelerator, "devices": cfg.devices, "precision": precision, "strategy": cfg.strategy}
+
+
+def process_count(cfg) -> int:
+    """Processes this config launches on one node (``devices: -1`` means every visible GPU)."""
+    if not str(cfg.strategy).startswith(MULTI_PROCESS_STRATEGIES):
+        return 1
+    if cfg.devices == -1:
+        return max(1, torch.cuda.device_count())
+    return int(cfg.devices)
+
+
+def is_main_process() -> bool:
+    """False in the worker processes Lightning starts for DDP/FSDP (it sets their rank in the environment)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def check_worker_launch(cfg) -> None:
+    """Refuse what Lightning's DDP/FSDP launch cannot do under Hydra.
+
+    Lightning starts each extra process by re-running the command line with ``hydra.run.dir`` set to this job's
+    directory, so workers share the run directory (a test checks there is exactly one). A multirun (``-m``)
+    cannot be re-run that way: each worker would start the whole sweep again, in a sweep folder of its own.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if process_count(cfg) > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError(f"hardware.strategy={cfg.strategy} cannot run inside a multirun (-m): Lightning re-runs the "
+                          "command for each worker process; launch the jobs one at a time")
+
+
+def compile_model(model: torch.nn.Module, cfg) -> None:
+    """``torch.compile`` in place (weight names unchanged); dynamic shapes, since every batch has its own length."""
+    if cfg.compile:
+        model.compile(dynamic=True)
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """The dtype the matmuls run in under a Lightning precision setting."""
+    if precision.startswith("bf16"):
+        return torch.bfloat16
+    if precision.startswith("16"):
+        return torch.float16
+    return torch.float32
+
+
+def device_name(accelerator: str) -> str:
+    if accelerator == "gpu":
+        return torch.cuda.get_device_name()
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model} x{torch.get_num_threads()} threads"
+
+
+def matmul_tflops(dtype: torch.dtype, device: str = "cpu", budget_seconds: float = 1.0, max_size: int = 8192) -> float:
+    """Best rate of square matrix products, in TFLOP/s: the size doubles until one product is long enough to time.
+
+    The best timing (not the mean) is the peak: other processes sharing the machine can only slow a product down.
+    """
+    group = 1 if device == "cpu" else 10  # on a GPU, one synchronisation per group hides the launch latency
+    size = 128
+    while True:
+        a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+        torch.matmul(a, b)  # warm-up: kernel selection, allocation
+        seconds = _product_seconds(a, b, group)
+        if seconds > budget_seconds / 20 or size >= max_size:
+            break
+        size *= 2
+    timings = [seconds]
+    while sum(timings) * group < budget_seconds:
+        timings.append(_product_seconds(a, b, group))
+    return 2 * size**3 / min(timings) / 1e12
+
+
+def _product_seconds(a: torch.Tensor, b: torch.Tensor, group: int) -> float:
+    synchronize = torch.cuda.synchronize if a.is_cuda else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(group):
+        torch.matmul(a, b)
+    synchronize()
+    return (time.perf_counter() - started) / group
+
+
+def peak_tflops(cfg, accelerator: str, precision: str) -> tuple[float, str]:
+    """Per-device peak for MFU and where it came from: ``hardware.peak_tflops``, else a matmul benchmark.
+
+    The benchmark runs once per device, dtype and thread count; its result is cached on disk.
+    """
+    if cfg.peak_tflops:
+        return float(cfg.peak_tflops), "hardware.peak_tflops"
+    from ftaudit.probes.cache import cache_directory
+    from ftaudit.tracking.record import atomic_write_json
+
+    dtype = precision_dtype(precision)
+    key = f"{device_name(accelerator)} | {dtype}"
+    cache = cache_directory(None) / "peak_tflops.json"
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    if key not in cached:
+        cached[key] = matmul_tflops(dtype, "cuda" if accelerator == "gpu" else "cpu")
+        atomic_write_json(cache, cached)
+    return cached[key], f"matmul benchmark ({key}), cached in {cache}"

@@ -109,16 +109,20 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     Cuts padding (and so wasted compute) while keeping the order random; each pass reshuffles
     from ``seed + epoch`` so runs are reproducible. The longest batch goes first, so an
-    out-of-memory error shows at step one rather than mid-run.
+    out-of-memory error shows at step one rather than mid-run. With several processes (DDP) every
+    process draws the same batches and keeps every ``num_replicas``-th one from ``rank`` on; the
+    last few batches are repeated so that all processes take the same number of steps.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group_by_length: bool = True, megabatch_batches: int = 50):
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group_by_length: bool = True, megabatch_batches: int = 50,
+                 num_replicas: int = 1, rank: int = 0):
         self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
         self.group_by_length, self.megabatch_size = group_by_length, batch_size * megabatch_batches
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.num_replicas)
 
     def __iter__(self):
         rng = np.random.default_rng(self.seed + self.epoch)
@@ -132,6 +136,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if self.group_by_length:
             longest = max(range(len(batches)), key=lambda i: self.lengths[batches[i]].max())
             batches[0], batches[longest] = batches[longest], batches[0]
+        batches = [batches[i % len(batches)] for i in range(self.rank, len(self) * self.num_replicas, self.num_replicas)]
         return iter([b.tolist() for b in batches])
 
 
@@ -192,7 +197,8 @@ class NERDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         split = self.splits["train"]
-        sampler = LengthGroupedBatchSampler(split.lengths, self.cfg.batch_size, self.seed, self.cfg.group_by_length)
+        processes = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
+        sampler = LengthGroupedBatchSampler(split.lengths, self.cfg.batch_size, self.seed, self.cfg.group_by_length, **processes)
         return self._loader("train", sampler)
 
     def eval_dataloader(self, split: str) -> DataLoader:

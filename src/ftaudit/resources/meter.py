@@ -1,0 +1,135 @@
+"""What a run cost: wall time per stage, throughput, padding, memory, parameters, FLOPs, MFU and energy."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections import defaultdict
+
+import lightning as L
+import torch
+
+from ftaudit.resources.energy import EnergyTracker
+
+
+def parameter_counts(model: torch.nn.Module) -> dict[str, float]:
+    """Total, trainable and non-embedding parameters (token, position and type embeddings excluded, as in FLOP counts)."""
+    embedding = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    return {"resource/params_total": float(total), "resource/params_non_embedding": float(total - embedding),
+            "resource/params_trainable": float(sum(p.numel() for p in model.parameters() if p.requires_grad))}
+
+
+def training_flops(non_embedding_params: float, tokens: float) -> float:
+    """The usual estimate: 6 FLOPs per parameter per token (2 forward, 4 backward), attention and padding ignored."""
+    return 6.0 * non_embedding_params * tokens
+
+
+def peak_rss_mb() -> float:
+    kilobytes_or_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kilobytes_or_bytes / 2**20 if sys.platform == "darwin" else kilobytes_or_bytes / 2**10
+
+
+class ResourceMeter(L.Callback):
+    """Times the run's stages and counts what training processed; ``metrics()`` gives the ``resource/`` keys.
+
+    ``setup`` and ``probes`` are timed by the run (``start``/``stop``), ``train``, ``validation`` and
+    ``test`` by Lightning's hooks; train time excludes the validation passes that run inside ``fit``. Token counts
+    are summed on the device (no per-step synchronisation) and across processes once, at the end of training.
+    ``peak_tflops`` is one device's; MFU is read against it times the number of processes.
+    """
+
+    def __init__(self, peak_tflops: float | None = None, track_energy: bool = True, country_iso_code: str | None = None):
+        self.peak_tflops = peak_tflops
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, float] = {}
+        self.parameters: dict[str, float] = {}
+        self.world_size = 1
+        self.on_gpu = False
+        self._started_at = time.perf_counter()
+        self._stage_started: dict[str, float] = {}
+        self._device_tokens: torch.Tensor | None = None
+        self._padded_tokens = self._samples = 0
+        self.energy = EnergyTracker(country_iso_code) if track_energy else None
+        self.energy_method = "not tracked (hardware.track_energy=false)"
+
+    def start(self, name: str) -> None:
+        self._stage_started[name] = time.perf_counter()
+
+    def stop(self, name: str) -> None:
+        self.seconds[name] += time.perf_counter() - self._stage_started.pop(name)
+
+    def setup(self, trainer, module, stage: str) -> None:
+        if stage == "fit":  # before any wrapping (DDP, FSDP) that would hide or shard parameters
+            self.parameters = parameter_counts(module)
+        self.world_size, self.on_gpu = trainer.world_size, trainer.strategy.root_device.type == "cuda"
+
+    def on_train_start(self, trainer, module) -> None:
+        self.start("train")
+
+    def on_train_batch_start(self, trainer, module, batch, batch_index) -> None:
+        if "train" not in self._stage_started:  # back from a validation pass (and its checkpoint saving)
+            self.start("train")
+        ids = batch["input_ids"]
+        self._samples += ids.shape[0]
+        self._padded_tokens += ids.numel()
+        tokens = batch["attention_mask"].sum()
+        self._device_tokens = tokens if self._device_tokens is None else self._device_tokens + tokens
+
+    def on_validation_start(self, trainer, module) -> None:
+        if "train" in self._stage_started:
+            self.stop("train")
+        self.start("validation")
+
+    def on_validation_end(self, trainer, module) -> None:
+        self.stop("validation")
+
+    def on_train_end(self, trainer, module) -> None:
+        if "train" in self._stage_started:
+            self.stop("train")
+        local = [float(self._device_tokens or 0), self._padded_tokens, self._samples]
+        totals = trainer.strategy.reduce(torch.tensor(local, dtype=torch.float64, device=module.device), reduce_op="sum")
+        self.counts = dict(zip(("tokens", "padded", "samples"), totals.tolist()))
+
+    def on_test_start(self, trainer, module) -> None:
+        self.start("test")
+
+    def on_test_end(self, trainer, module) -> None:
+        self.stop("test")
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        if self.energy is not None:  # e.g. a pruned sweep trial: no record, but no tracker left running either
+            self.energy.stop()
+            self.energy = None
+
+    def metrics(self) -> dict[str, float]:
+        """Every ``resource/`` key; stops the energy tracker, so call it once, at the end of the run."""
+        train_seconds = self.seconds["train"]
+        tokens, padded, samples = (self.counts.get(key, 0.0) for key in ("tokens", "padded", "samples"))
+        metrics = {f"resource/{stage}_seconds": self.seconds[stage] for stage in ("setup", "train", "validation", "test", "probes")}
+        metrics["resource/total_seconds"] = time.perf_counter() - self._started_at
+        metrics.update({
+            "resource/train_tokens": tokens,
+            "resource/train_padded_tokens": padded,
+            "resource/train_samples": samples,
+            "resource/train_tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
+            "resource/train_samples_per_second": samples / train_seconds if train_seconds else 0.0,
+            "resource/padding_overhead": padded / tokens if tokens else 0.0,
+            "resource/peak_rss_mb": peak_rss_mb(),
+            "resource/devices": float(self.world_size),
+            **self.parameters,
+        })
+        if self.on_gpu:
+            metrics["resource/gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            metrics["resource/gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
+        if self.parameters:
+            flops = training_flops(self.parameters["resource/params_non_embedding"], tokens)
+            metrics["resource/train_flops_estimate"] = flops
+            if self.peak_tflops and train_seconds:
+                metrics["resource/peak_tflops"] = self.peak_tflops
+                metrics["resource/mfu"] = flops / train_seconds / (self.peak_tflops * 1e12 * self.world_size)
+        if self.energy is not None:
+            energy, self.energy_method = self.energy.stop()
+            metrics.update(energy)
+        return metrics

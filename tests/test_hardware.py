@@ -1,0 +1,89 @@
+"""Hardware settings, and data-parallel training (DDP) on CPU with two processes (gloo) on the tiny model."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import ftaudit.hardware as hardware
+from ftaudit.data.ner import LengthGroupedBatchSampler
+from ftaudit.errors import ConfigError
+from tests.conftest import TINY_RUN, compose_config, run_script
+
+DDP_ON_CPU = ["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_cpu_processes_share_the_cores(monkeypatch, restore_threads):
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    single = hardware.configure_hardware(compose_config("hardware=cpu").hardware)
+    assert single == {"accelerator": "cpu", "devices": 1, "precision": "32-true", "strategy": "auto"}
+    assert torch.get_num_threads() == 4
+    ddp = compose_config(*DDP_ON_CPU).hardware
+    assert hardware.configure_hardware(ddp)["strategy"] == "ddp"
+    assert hardware.process_count(ddp) == 2 and torch.get_num_threads() == 2
+    hardware.configure_hardware(compose_config("hardware=cpu", "hardware.num_threads=1").hardware)
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is visible")
+def test_gpu_config_without_gpu_is_a_config_error():
+    for option in ("gpu", "ddp", "fsdp"):
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            hardware.configure_hardware(compose_config(f"hardware={option}").hardware)
+
+
+def test_precision_dtypes():
+    assert hardware.precision_dtype("bf16-mixed") == torch.bfloat16
+    assert hardware.precision_dtype("16-mixed") == torch.float16
+    assert hardware.precision_dtype("32-true") == torch.float32
+
+
+def test_compile_flag(monkeypatch):
+    compiled = []
+    model = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(model, "compile", lambda **kwargs: compiled.append(kwargs))
+    hardware.compile_model(model, SimpleNamespace(compile=False))
+    assert compiled == []
+    hardware.compile_model(model, SimpleNamespace(compile=True))
+    assert compiled == [{"dynamic": True}]
+
+
+@pytest.mark.parametrize("examples", [100, 3])
+def test_sampler_shards_batches_across_processes(examples):
+    lengths = np.random.default_rng(0).integers(1, 40, size=examples)
+    whole = list(LengthGroupedBatchSampler(lengths, 8, seed=1))
+    shards = [list(LengthGroupedBatchSampler(lengths, 8, seed=1, num_replicas=3, rank=rank)) for rank in range(3)]
+    assert all(len(shard) == len(LengthGroupedBatchSampler(lengths, 8, 1, num_replicas=3)) == len(shards[0]) for shard in shards)
+    interleaved = [batch for step in zip(*shards) for batch in step]
+    assert interleaved[: len(whole)] == whole  # the same batches, dealt out in turn; the last few repeated to even out
+    assert all(batch in whole for batch in interleaved)
+
+
+def test_multirun_with_ddp_is_refused(tmp_path):
+    result = run_script("-m", *TINY_RUN, *DDP_ON_CPU, "seed=1,2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot run inside a multirun" in result.stderr
+
+
+def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
+    result = run_script(*TINY_RUN, *DDP_ON_CPU, "trainer.max_epochs=1", "probes.degradation=[weights]", "hardware.peak_tflops=0.5",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()  # the worker reused rank 0's directory
+    assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
+    assert len(list(tmp_path.rglob("metrics.json"))) == 1 and len(list(tmp_path.rglob("config.yaml"))) == 2  # + .hydra/
+    assert (run_dir / "train_ddp_process_1.log").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resource/devices"] == 2
+    assert metrics["resource/train_samples"] == 80  # the fixture's 80 sentences, shared by 2 processes
+    assert metrics["task/test_f1"] >= 0 and "degradation/weights/drop" in metrics
+    assert result.stdout.count("run directory:") == 1
