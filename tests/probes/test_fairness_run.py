@@ -36,9 +36,9 @@ def test_tiny_run_records_fairness_metrics_table_and_chart(tmp_path):
     for prefix in ("fairness/names", "fairness/names/by_origin", "fairness/names/by_gender"):
         assert metrics[f"{prefix}/recall_gap_ci_low"] <= metrics[f"{prefix}/recall_gap_ci_high"]
         assert 0 <= metrics[f"{prefix}/recall_ratio"] <= 1
-    # the fixture's test split: 8 sentences hold a PER entity, with 9 PER spans in all
-    assert metrics["fairness/names/sentences"] == 8
-    assert metrics["fairness/names/substitutions_per_group"] == 9 * 2
+    # the fixture's test split: 9 sentences hold a PER entity, with 10 PER spans in all
+    assert metrics["fairness/names/sentences"] == 9
+    assert metrics["fairness/names/substitutions_per_group"] == 10 * 2
     assert metrics["resource/probe_seconds/fairness/names"] > 0
     assert "fairness/names" not in json.loads((run_dir / "env.json").read_text())["skipped_probes"]
     rows = list(csv.DictReader((run_dir / GROUP_TABLE).open()))
