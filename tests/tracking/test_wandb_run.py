@@ -55,7 +55,7 @@ def test_summary_holds_every_metrics_json_key(multirun):
 def test_config_loss_lr_and_val_metrics_are_logged(multirun):
     sweep, _ = multirun
     run = read_offline_run(offline_run_files(sweep)[0])
-    assert run.config["optimizer.lr"] == 1e-3 and run.config["model.name"] == "tiny"
+    assert run.config["optimizer.lr"] == 3e-3 and run.config["model.name"] == "tiny"  # model=tiny's own lr
     steps = [row for row in run.history if "train/loss" in row]
     learning_rates = [row["lr-AdamW/pg1"] for row in run.history if "lr-AdamW/pg1" in row]
     epochs = [row for row in run.history if "val/f1" in row]
