@@ -24,6 +24,7 @@ def restore_threads():
 
 def test_cpu_processes_share_the_cores(monkeypatch, restore_threads):
     monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(hardware.os, "getloadavg", lambda: (0.5, 0.5, 0.5), raising=False)
     single = hardware.configure_hardware(compose_config("hardware=cpu").hardware)
     assert single == {"accelerator": "cpu", "devices": 1, "precision": "32-true", "strategy": "auto"}
     assert torch.get_num_threads() == 4
@@ -34,11 +35,25 @@ def test_cpu_processes_share_the_cores(monkeypatch, restore_threads):
     assert torch.get_num_threads() == 1
 
 
+def test_one_thread_when_other_work_keeps_the_cores_busy(monkeypatch, restore_threads):
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(hardware.os, "getloadavg", lambda: (4.2, 3.0, 2.0), raising=False)
+    hardware.configure_hardware(compose_config("hardware=cpu").hardware)
+    assert torch.get_num_threads() == 1
+    hardware.configure_hardware(compose_config("hardware=cpu", "hardware.num_threads=3").hardware)
+    assert torch.get_num_threads() == 3  # an explicit setting wins
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is visible")
 def test_gpu_config_without_gpu_is_a_config_error():
     for option in ("gpu", "ddp", "fsdp"):
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             hardware.configure_hardware(compose_config(f"hardware={option}").hardware)
+
+
+def test_fsdp_on_cpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="fsdp runs on GPUs only"):
+        hardware.configure_hardware(compose_config("hardware=fsdp", "hardware.accelerator=cpu").hardware)
 
 
 def test_precision_dtypes():

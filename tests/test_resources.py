@@ -33,7 +33,7 @@ def test_every_resource_key_is_recorded(tiny_run):
     expected = {f"resource/{stage}_seconds" for stage in STAGES} | {
         "resource/total_seconds", "resource/train_tokens", "resource/train_padded_tokens", "resource/train_samples",
         "resource/train_tokens_per_second", "resource/train_samples_per_second", "resource/padding_overhead",
-        "resource/peak_rss_mb", "resource/devices", "resource/params_total", "resource/params_trainable",
+        "resource/peak_rss_mb", "resource/devices", "resource/cpu_threads", "resource/load_average_at_start", "resource/params_total", "resource/params_trainable",
         "resource/params_non_embedding", "resource/train_flops_estimate", "resource/peak_tflops", "resource/mfu",
         "resource/energy_kwh", "resource/co2_kg", "resource/energy_is_estimate"}
     assert expected <= metrics.keys()

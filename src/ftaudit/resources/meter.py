@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -48,6 +49,7 @@ class ResourceMeter(L.Callback):
         self.world_size = 1
         self.on_gpu = False
         self._started_at = time.perf_counter()
+        self._load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # others' work slows this run
         self._stage_started: dict[str, float] = {}
         self._device_tokens: torch.Tensor | None = None
         self._padded_tokens = self._samples = 0
@@ -118,6 +120,8 @@ class ResourceMeter(L.Callback):
             "resource/padding_overhead": padded / tokens if tokens else 0.0,
             "resource/peak_rss_mb": peak_rss_mb(),
             "resource/devices": float(self.world_size),
+            "resource/cpu_threads": float(torch.get_num_threads()),
+            "resource/load_average_at_start": self._load_average,
             **self.parameters,
         })
         if self.on_gpu:
