@@ -17,6 +17,18 @@ TINY_RUN = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "trainer.max_epochs=3", "
             "data.batch_size=4"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Base-model probe results and the matmul peak are cached on disk: keep the tests' out of the user's cache."""
+    previous = os.environ.get("FTAUDIT_CACHE_DIR")
+    os.environ["FTAUDIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("ftaudit-cache"))
+    yield
+    if previous is None:
+        del os.environ["FTAUDIT_CACHE_DIR"]
+    else:
+        os.environ["FTAUDIT_CACHE_DIR"] = previous
+
+
 def compose_config(*overrides: str, config_name: str = "train"):
     """Compose a config in-process, as the entry point would (no Hydra run dir, so the logger is off)."""
     GlobalHydra.instance().clear()

@@ -36,16 +36,16 @@ def configure_hardware(cfg) -> dict:
 
 
 def cpu_threads(processes: int) -> int:
-    """Threads per process: a fair share of the usable cores, or one when other work already keeps them busy.
+    """Threads per process: a fair share of the usable cores, the same whatever else runs (so results repeat).
 
-    OpenMP threads wait for each other at the end of every operation, spinning; when another job holds a core,
-    each step stalls on the thread that is not running. Measured on a busy 2-core machine (load average 3-5):
-    MiniLM trained at 135-215 non-pad tokens/s with 2 threads and 500-750 with 1; when idle, 2 threads gave
-    1,200 and 1 thread 720 (README: Resources). Decided once, from the load average, when the run starts.
+    On a machine that other jobs keep busy, set ``hardware.num_threads=1``: OpenMP threads spin-wait for each
+    other at the end of every operation, so each step stalls on the thread that is not running. Measured on a
+    busy 2-core machine (load average 3-5): MiniLM trained at 135-215 non-pad tokens/s with 2 threads and 500-750
+    with 1; when idle, 2 threads gave 1,200 and 1 thread 720 (README: Resources). It is not switched
+    automatically, because the thread count changes float summation order and so the run's numbers.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
-    return 1 if busy else max(1, cores // processes)
+    return max(1, cores // processes)
 
 
 def process_count(cfg) -> int:
@@ -113,9 +113,9 @@ def matmul_tflops(dtype: torch.dtype, device: str = "cpu", budget_seconds: float
     The best timing (not the mean) is the peak: other processes sharing the machine can only slow a product down.
     """
     group = 1 if device == "cpu" else 10  # on a GPU, one synchronisation per group hides the launch latency
-    size = 128
+    size = 1024  # smaller products measure call overhead, not the peak (seen: 100x too low on a busy CPU)
     while True:
-        a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+        a, b = (_random_matrix(size, dtype, device) for _ in range(2))
         torch.matmul(a, b)  # warm-up: kernel selection, allocation
         seconds = _product_seconds(a, b, group)
         if seconds > budget_seconds / 20 or size >= max_size:
@@ -125,6 +125,12 @@ def matmul_tflops(dtype: torch.dtype, device: str = "cpu", budget_seconds: float
     while sum(timings) * group < budget_seconds:
         timings.append(_product_seconds(a, b, group))
     return 2 * size**3 / min(timings) / 1e12
+
+
+def _random_matrix(size: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """Drawn from a private generator: whether the peak is measured or cached must not shift the run's seeded draws."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    return torch.randn(size, size, generator=generator, device=device).to(dtype)
 
 
 def _product_seconds(a: torch.Tensor, b: torch.Tensor, group: int) -> float:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from ftaudit.config import check_config
 from ftaudit.data.ner import NERDataModule
 from ftaudit.evaluation import conlleval_lines
-from ftaudit.hardware import configure_hardware
+from ftaudit.hardware import check_worker_launch, compile_model, configure_hardware, is_main_process, peak_tflops
 from ftaudit.methods import build_method
 from ftaudit.models.loading import load_token_classifier, load_tokenizer
 from ftaudit.models.ner import NERTagger
@@ -41,7 +41,13 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     hardware = configure_hardware(cfg.hardware)
+    check_worker_launch(cfg.hardware)
+    main_process = is_main_process()  # DDP/FSDP workers train and test, only the main process records
+    peak, peak_source = peak_tflops(cfg.hardware, hardware["accelerator"], hardware["precision"]) if main_process else (None, "")
+    meter = ResourceMeter(peak, cfg.hardware.track_energy and main_process, cfg.hardware.country_iso_code)
+    meter.start("setup")
     method = build_method(cfg.method)
+    probes = build_probes(cfg)  # before training: a bad probe setting fails now, not after an hour of training
 
     tokenizer = load_tokenizer(cfg.model)
     datamodule = NERDataModule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
@@ -49,6 +55,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     model = load_token_classifier(cfg.model, datamodule.labels)
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     model = method.prepare(model, total_steps=len(datamodule.train_dataloader()) * cfg.trainer.max_epochs)
+    compile_model(model, cfg.hardware)
     tagger = NERTagger(model, cfg.optimizer, datamodule.labels, penalty=method.penalty(model))
     log.info("model %s: %.1fM parameters, %d labels; train %d sentences (%d tokens)", cfg.model.name,
              sum(p.numel() for p in model.parameters()) / 1e6, len(datamodule.labels),
@@ -56,21 +63,24 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/f1", mode="max",
                                  save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    meter = ResourceMeter(datamodule.train_token_count)
     loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
     trainer = L.Trainer(
         **hardware, max_epochs=cfg.trainer.max_epochs, gradient_clip_val=cfg.trainer.gradient_clip_val,
         log_every_n_steps=cfg.trainer.log_every_n_steps, enable_progress_bar=cfg.trainer.progress_bar,
         callbacks=[checkpoint, meter, *tracking_callbacks(cfg, loggers), *method.callbacks(), *callbacks], logger=loggers or False,
         default_root_dir=run_dir, num_sanity_val_steps=0, enable_model_summary=False, deterministic=cfg.trainer.deterministic,
+        use_distributed_sampler=False,  # the length-grouped sampler shards batches across processes itself
     )
+    meter.stop("setup")
     trainer.fit(tagger, datamodule=datamodule)
+    last_val_f1 = float(trainer.callback_metrics["val/f1"])  # the test pass below clears callback_metrics
     use_best = cfg.trainer.checkpoint == "best"
     trainer.test(tagger, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
 
     metrics = {f"task/test_{key}": value for key, value in tagger.test_scores.items()}
-    metrics["task/val_f1"] = float(checkpoint.best_model_score if use_best else trainer.callback_metrics["val/f1"])
-    metrics.update(meter.metrics())
+    metrics["task/val_f1"] = float(checkpoint.best_model_score) if use_best else last_val_f1
+    if not trainer.is_global_zero:
+        return metrics
     if not cfg.trainer.keep_checkpoint:
         Path(checkpoint.best_model_path).unlink(missing_ok=True)
 
@@ -78,15 +88,19 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     # Probes see a plain classifier (adapters merged) whose weight names match base_state.
     probe_context = ProbeContext(cfg, method.merged(tagger.model).eval(), base_state, tokenizer, datamodule, run_dir,
                                  tagger.device)
-    probe_metrics, skipped = run_probes(build_probes(cfg), probe_context)
+    meter.start("probes")
+    probe_metrics, skipped = run_probes(probes, probe_context)
     metrics.update(probe_metrics)
     metrics.update(method.evaluate(probe_context))
+    meter.stop("probes")
+    metrics.update(meter.metrics())
 
     test = datamodule.splits["test"]
     predictions = conlleval_lines([s.tokens for s in test.sentences], [s.tags for s in test.sentences], tagger.test_tags)
     env = environment(cfg.seed, f"{hardware['accelerator']} ({hardware['precision']})")
     env["tested_checkpoint"] = f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"
     env["skipped_probes"] = skipped
+    env["resources"] = {"energy_method": meter.energy_method, "peak_tflops_source": peak_source}
     write_record(run_dir, cfg, metrics, env, {"predictions/test.txt": predictions})
     print_summary(run_dir, metrics, env["tested_checkpoint"])
     publish_run(loggers, run_dir, metrics)
