@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from ftaudit.evaluation import entity_scores
 from ftaudit.methods.base import FineTuningMethod
 from ftaudit.models.predict import predict_tags
 from ftaudit.probes.base import ProbeContext, build_probes, run_probes
+from ftaudit.tracking.record import atomic_save_figure
 
 PLOT_FILE = "wise.png"
 SPLIT_KEYS = {"validation": "val", "test": "test"}
@@ -101,11 +100,4 @@ def plot_curve(alphas: list[float], metrics: dict[str, float], path: Path) -> No
         axes.set_xlabel("a  (encoder = (1-a)·base + a·fine-tuned)")
         axes.set_title(name, fontsize=10)
         axes.grid(alpha=0.3)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=120)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_save_figure(figure, path)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -28,7 +26,7 @@ from ftaudit.probes.base import Probe, ProbeContext
 from ftaudit.probes.resampling import (bootstrap_recalls, gap_and_ratio, p_value, percentile_interval, permuted_recalls,
                                       pooled_recalls)
 from ftaudit.probes.substitution import NameGroups, entity_spans, load_name_groups, make_variants, sample_sentences
-from ftaudit.tracking.record import atomic_write_text
+from ftaudit.tracking.record import atomic_save_figure, atomic_write_text
 
 NAMES_ENV_VAR = "FAIRNESS_NAMES_FILE"
 NAMES_DEFAULT = "data/fairness_names/mishra2020.yaml"
@@ -165,14 +163,7 @@ def write_recall_chart(path: Path, audit: NameAudit, entity_type: str) -> None:
     axes.set_title(f"{len(audit.spans)} test sentences, {int(audit.spans.sum())} substituted names per group\n"
                    f"max-min gap {gap:.3f} (95% CI {gap_low:.3f} to {gap_high:.3f}); bars: 95% bootstrap CIs", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=120)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_save_figure(figure, path)
 
 
 class NameSubstitutionProbe(Probe):
