@@ -162,7 +162,6 @@ def write_recall_chart(path: Path, audit: NameAudit, entity_type: str) -> None:
     gap_low, gap_high = percentile_interval(gap_and_ratio(audit.replicates)[0])
     axes.set_title(f"{len(audit.spans)} test sentences, {int(audit.spans.sum())} substituted names per group\n"
                    f"max-min gap {gap:.3f} (95% CI {gap_low:.3f} to {gap_high:.3f}); bars: 95% bootstrap CIs", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save_figure(figure, path)
 
 
