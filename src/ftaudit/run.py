@@ -56,7 +56,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     model = method.prepare(model, total_steps=len(datamodule.train_dataloader()) * cfg.trainer.max_epochs)
     compile_model(model, cfg.hardware)
-    tagger = NERTagger(model, cfg.optimizer, datamodule.labels, penalty=method.penalty(model))
+    tagger = NERTagger(model, cfg.optimizer, datamodule.labels)
     log.info("model %s: %.1fM parameters, %d labels; train %d sentences (%d tokens)", cfg.model.name,
              sum(p.numel() for p in model.parameters()) / 1e6, len(datamodule.labels),
              len(datamodule.splits["train"].sentences), datamodule.train_token_count)

@@ -38,14 +38,11 @@ def inputs(seed: int = 0) -> dict[str, torch.Tensor]:
     return {"input_ids": torch.randint(100, 1000, (3, 7), generator=generator), "attention_mask": torch.ones(3, 7, dtype=torch.long)}
 
 
-def take_steps(model: torch.nn.Module, steps: int = 3, penalty: torch.nn.Module | None = None) -> None:
+def take_steps(model: torch.nn.Module, steps: int = 3) -> None:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
     for step in range(steps):
-        loss = model(**inputs(step), labels=torch.randint(0, len(LABELS), (3, 7))).loss
-        if penalty is not None:
-            loss = loss + penalty()
-        loss.backward()
+        model(**inputs(step), labels=torch.randint(0, len(LABELS), (3, 7))).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     model.eval()
@@ -90,7 +87,7 @@ def test_peft_rejecting_the_adapter_is_a_config_error():
 
 def test_full_trains_everything_and_saves_every_weight():
     model, _, method = tiny()
-    assert method.prepare(model, total_steps=10) is model and method.penalty(model) is None and method.merged(model) is model
+    assert method.prepare(model, total_steps=10) is model and method.callbacks() == [] and method.merged(model) is model
     metrics = method.metrics(model)
     assert metrics["method/trainable_fraction"] == 1.0
     assert metrics["method/trainable_params"] == sum(p.numel() for p in model.parameters())
@@ -105,25 +102,31 @@ def test_freeze_leaves_embeddings_and_lowest_layers_untouched():
         assert torch.equal(value, base[key]) == frozen or "position_ids" in key, key
 
 
-def test_l2sp_penalty_is_half_alpha_squared_drift_with_its_gradient():
-    model, base, method = tiny("method=l2sp", "method.alpha=0.3")
-    penalty = method.penalty(model)
-    assert penalty().item() == 0.0
-    assert not any("anchor" in key for key in penalty.state_dict())  # anchors stay out of checkpoints
-    weight = model.bert.encoder.layer[1].output.dense.weight
+def test_l2sp_adds_the_penalty_gradient_to_the_task_gradient():
+    model, base, method = tiny("method=l2sp", "method.alpha=0.3", "method.beta=2")
+    method.prepare(model, total_steps=10)
+    (gradient,) = method.callbacks()
+    weight, head = model.bert.encoder.layer[1].output.dense.weight, model.classifier.weight
     with torch.no_grad():
-        weight += 0.01
-    value = penalty()
-    value.backward()
-    assert value.item() == pytest.approx(0.5 * 0.3 * 0.01**2 * weight.numel(), rel=1e-3)
-    assert torch.allclose(weight.grad, torch.full_like(weight, 0.3 * 0.01), rtol=1e-3)
-    assert model.classifier.weight.grad is None  # beta=0: the new head is not pulled anywhere
+        weight += 0.01 * torch.randn_like(weight)
+    anchor = base["bert.encoder.layer.1.output.dense.weight"]
+    penalty = 0.5 * 0.3 * ((weight - anchor) ** 2).sum() + 0.5 * 2 * (head**2).sum()
+    expected_weight, expected_head = torch.autograd.grad(penalty, [weight, head])
+    weight.grad = torch.ones_like(weight)  # the task gradient, kept
+    gradient.add_gradient()
+    assert torch.allclose(weight.grad, 1 + expected_weight, atol=1e-7)
+    assert torch.allclose(head.grad, expected_head, atol=1e-7)  # had no gradient: the penalty still pulls it
+    untouched = model.bert.encoder.layer[0].output.dense.weight.grad
+    assert torch.equal(untouched, torch.zeros_like(untouched))  # no drift, no pull
 
 
-def test_l2sp_beta_pulls_the_head_towards_zero():
-    model, _, method = tiny("method=l2sp", "method.alpha=0", "method.beta=2")
-    expected = 0.5 * 2 * model.classifier.weight.pow(2).sum() + 0.5 * 2 * model.classifier.bias.pow(2).sum()
-    assert method.penalty(model)().item() == pytest.approx(expected.item(), rel=1e-5)
+def test_l2sp_without_beta_leaves_the_head_gradient_alone():
+    model, _, method = tiny("method=l2sp")
+    method.prepare(model, total_steps=10)
+    (gradient,) = method.callbacks()
+    model.classifier.weight.grad = torch.full_like(model.classifier.weight, 0.5)
+    gradient.add_gradient()
+    assert torch.equal(model.classifier.weight.grad, torch.full_like(model.classifier.weight, 0.5))
 
 
 @pytest.mark.parametrize("name", ["lora", "adalora", "ia3"])

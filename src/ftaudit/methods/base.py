@@ -19,7 +19,8 @@ from ftaudit.errors import ConfigError, UserError
 
 
 class FineTuningMethod:
-    """Full fine-tuning: every weight trains, no penalty, the trained model is already a plain token classifier."""
+    """Full fine-tuning: every weight trains, nothing is added to the training step, and the trained model is
+    already a plain token classifier."""
 
     def __init__(self, name: str = "full"):
         self.name = name
@@ -29,12 +30,8 @@ class FineTuningMethod:
         were snapshot; ``total_steps`` is the run's number of optimiser steps."""
         return model
 
-    def penalty(self, model: torch.nn.Module) -> torch.nn.Module | None:
-        """A module whose ``forward()`` is added to every training loss, or None: no cost in the training step."""
-        return None
-
     def callbacks(self) -> list[L.Callback]:
-        """Lightning callbacks the method needs during training."""
+        """Lightning callbacks the method needs during training (after ``prepare``); none costs nothing per step."""
         return []
 
     def merged(self, model: torch.nn.Module) -> torch.nn.Module:

@@ -23,10 +23,9 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 class NERTagger(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, optimizer_cfg, labels: list[str], penalty: torch.nn.Module | None = None):
+    def __init__(self, model: torch.nn.Module, optimizer_cfg, labels: list[str]):
         super().__init__()
         self.model, self.optimizer_cfg, self.labels = model, optimizer_cfg, labels
-        self.penalty = penalty  # the fine-tuning method's extra loss term (e.g. L2-SP); None costs nothing
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.test_tags: list[list[str]] = []
         self.test_scores: dict[str, float] = {}
@@ -37,8 +36,6 @@ class NERTagger(L.LightningModule):
     def training_step(self, batch, batch_index):
         loss = self(batch).loss
         self.log("train/loss", loss, prog_bar=True)
-        if self.penalty is not None:
-            loss = loss + self.penalty()
         return loss
 
     def _eval_step(self, batch) -> torch.Tensor:
