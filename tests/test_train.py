@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
 
 from ftaudit.evaluation import entity_scores
 from ftaudit.run import train
@@ -72,6 +74,31 @@ def test_same_seed_same_result(tmp_path):
     assert first["task/test_f1"] == second["task/test_f1"]
     assert first["task/val_f1"] == second["task/val_f1"]
     assert (tmp_path / "a" / "predictions" / "test.txt").read_text() == (tmp_path / "b" / "predictions" / "test.txt").read_text()
+
+
+class ModeRecorder(L.Callback):
+    """Whether every dropout module was in training mode at each training step, and in eval mode at each validation step."""
+
+    def __init__(self):
+        self.train_steps, self.eval_steps = [], []
+
+    @staticmethod
+    def dropouts_training(module) -> set[bool]:
+        return {m.training for m in module.modules() if isinstance(m, torch.nn.Dropout)}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_index):
+        self.train_steps.append(self.dropouts_training(module))
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_index, dataloader_index=0):
+        self.eval_steps.append(self.dropouts_training(module))
+
+
+def test_training_steps_run_with_dropout_on_and_evaluation_with_it_off(tmp_path):
+    # from_pretrained hands back a model in eval mode, and Lightning keeps module modes as it finds them
+    recorder = ModeRecorder()
+    train(compose_config(*TINY_RUN, "trainer.max_epochs=2"), tmp_path, callbacks=[recorder])
+    assert recorder.train_steps and all(modes == {True} for modes in recorder.train_steps)
+    assert recorder.eval_steps and all(modes == {False} for modes in recorder.eval_steps)
 
 
 def test_last_checkpoint_option(tmp_path):

@@ -13,6 +13,8 @@ def check_config(cfg) -> None:
         problems.append(f"optimizer.warmup_ratio={cfg.optimizer.warmup_ratio} must be in [0, 1)")
     if not cfg.trainer.max_epochs >= 1:
         problems.append(f"trainer.max_epochs={cfg.trainer.max_epochs} must be >= 1")
+    if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
+        problems.append(f"model.dropout={cfg.model.dropout} must be in [0, 1), or null for the model's own")
     if cfg.trainer.checkpoint not in ("best", "last"):
         problems.append(f"trainer.checkpoint={cfg.trainer.checkpoint!r} must be 'best' or 'last'")
     for key in ("batch_size", "eval_batch_size", "max_train_samples", "max_eval_samples"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
 from ftaudit.errors import ConfigError
@@ -47,7 +48,8 @@ def load_tokenizer(model_cfg):
 
 
 def load_token_classifier(model_cfg, labels: list[str]):
-    """A pretrained encoder with a fresh classification head, or (``random_init``) a model built from a config."""
+    """A pretrained encoder with a fresh classification head, or (``random_init``) a model built from a config; in
+    eval mode."""
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     source = resolve_source(model_cfg.name_or_path)
@@ -57,7 +59,19 @@ def load_token_classifier(model_cfg, labels: list[str]):
         if model_cfg.random_init:
             overrides = OmegaConf.to_container(model_cfg.random_init, resolve=True)
             config = AutoConfig.from_pretrained(source, **overrides, **label_maps)
-            return AutoModelForTokenClassification.from_config(config)
-        return AutoModelForTokenClassification.from_pretrained(source, **label_maps)
+            model = AutoModelForTokenClassification.from_config(config)
+        else:
+            model = AutoModelForTokenClassification.from_pretrained(source, **label_maps)
     except OSError as err:
         raise _unreachable("model", source, err) from None
+    if model_cfg.dropout is not None:
+        set_dropout(model, model_cfg.dropout)
+    return model.eval()  # as from_pretrained returns it, whichever way it was built: training switches modes itself
+
+
+def set_dropout(model: torch.nn.Module, probability: float) -> None:
+    """Every dropout of the model (embeddings, attention, hidden states, head) at ``probability``: architectures name
+    it differently in their configs, but all apply ``nn.Dropout`` modules, whose ``p`` the attention reads too."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = probability

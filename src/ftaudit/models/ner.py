@@ -30,6 +30,11 @@ class NERTagger(L.LightningModule):
         self.test_tags: list[list[str]] = []
         self.test_scores: dict[str, float] = {}
 
+    def on_fit_start(self) -> None:
+        # from_pretrained returns the model in eval mode, and Lightning keeps each module's mode as it finds it:
+        # without this, full fine-tuning would silently run with every dropout off.
+        self.model.train()
+
     def forward(self, batch: dict[str, torch.Tensor]):
         return self.model(**{key: batch[key] for key in MODEL_INPUTS})
 
