@@ -45,6 +45,23 @@ def test_thread_count_does_not_depend_on_the_machine_load(monkeypatch, restore_t
     assert torch.get_num_threads() == 3  # an explicit setting wins
 
 
+@pytest.mark.parametrize("flags, expected", [("fpu avx2 fma", False), ("avx2 avx512f avx512_bf16", True),
+                                             ("avx512f amx_tile amx_bf16", True)])
+def test_cpu_bf16_read_from_the_cpu_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    assert hardware.cpu_has_native_bf16(cpuinfo) is expected
+    assert hardware.cpu_has_native_bf16(tmp_path / "absent") is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks the GPU where one is visible")
+def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_threads):
+    for native_bf16, precision in ((True, "bf16-mixed"), (False, "32-true")):
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
+        assert hardware.configure_hardware(compose_config("hardware=auto").hardware)["precision"] == precision
+    assert hardware.configure_hardware(compose_config("hardware=cpu").hardware)["precision"] == "32-true"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is visible")
 def test_gpu_config_without_gpu_is_a_config_error():
     for option in ("gpu", "ddp", "fsdp"):

@@ -26,13 +26,25 @@ def configure_hardware(cfg) -> dict:
         raise ConfigError("hardware.strategy=fsdp runs on GPUs only (Lightning's FSDP needs CUDA); on CPU use hardware=ddp")
     precision = cfg.precision
     if precision == "auto":
-        # bf16 only where the hardware has it: on a CPU without it (AVX2) bf16 matmuls are far slower than fp32.
-        precision = "bf16-mixed" if accelerator == "gpu" and torch.cuda.is_bf16_supported() else "32-true"
+        # bf16 only where the hardware has it: on a CPU without it (AVX2) bf16 matmuls are ~100x slower than fp32.
+        has_bf16 = torch.cuda.is_bf16_supported() if accelerator == "gpu" else cpu_has_native_bf16()
+        precision = "bf16-mixed" if has_bf16 else "32-true"
     if accelerator == "gpu":
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left
     else:
         torch.set_num_threads(cfg.num_threads or cpu_threads(process_count(cfg)))
     return {"accelerator": accelerator, "devices": cfg.devices, "precision": precision, "strategy": cfg.strategy}
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), read from its flags, not timed: a choice
+    that followed a benchmark would change with the machine's load, and with it the run's numbers."""
+    if not cpuinfo.is_file():
+        return False
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return not {"avx512_bf16", "amx_bf16"}.isdisjoint(line.split(":", 1)[1].split())
+    return False
 
 
 def cpu_threads(processes: int) -> int:
