@@ -4,13 +4,14 @@
     python benchmarks/speed.py             # the whole CoNLL-2003 training set
 
 Trains MiniLM (lr 5e-5, batch 32, seed 42, 1 epoch, linear schedule) three times, one after the other, each in a
-fresh process: (a) ``train.py`` with ftaudit's defaults, (b) a ``Trainer`` doing what run_ner.py does by default
-(first-sub-token labels, ``DataCollatorForTokenClassification``, random batches, fp32, the Trainer's default
-optimiser) and (c) the same ``Trainer`` with ``train_sampling_strategy="group_by_length"``. When ftaudit chose fewer
-CPU threads than torch's default (it does on a busy machine), (d) = (c) with ftaudit's thread count separates what
-that choice buys from the rest. It prints each one's non-pad tokens/s, wall time, test entity F1 (seqeval default
-mode, on every test word) and MFU against the fp32 matmul peak measured at the start of the same invocation, then
-the throughput ratios.
+fresh process: (a) ``train.py`` with ftaudit's defaults but the model's own dropout, as the Trainer has it, (b) a
+``Trainer`` doing what run_ner.py does by default (first-sub-token labels, ``DataCollatorForTokenClassification``,
+random batches, fp32, the Trainer's default optimiser) and (c) the same ``Trainer`` with
+``train_sampling_strategy="group_by_length"``. When ftaudit ran with fewer CPU threads than torch's default
+(``hardware.num_threads``), (d) = (c) with ftaudit's thread count separates what that choice buys from the rest.
+It prints each one's non-pad tokens/s, wall time, test entity F1 (seqeval default mode, on every test word) and
+MFU against the matmul peak of the precision it ran in, measured at the start of the same invocation, then the
+throughput ratios. Where a step's time goes: ``benchmarks/profile_step.py``.
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
                       data_collator=CountingCollator(tokenizer))
     train_seconds = trainer.train().metrics["train_runtime"]
     padded = CountingCollator.padded
+    # transformers 5 length-groups prediction batches too under group_by_length, returning them out of order
+    trainer.args.train_sampling_strategy = "random"
     logits = trainer.predict(test_rows).predictions
     predicted = []
     for index, sentence in enumerate(test):  # every test word: a word the tokenizer drops counts as predicted O
@@ -120,7 +123,7 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
         "train_seconds": train_seconds, "tokens": tokens, "padded_tokens": padded,
         "test_f1": entity_scores([s.tags for s in test], predicted)["f1"],
         "non_embedding_params": non_embedding_params(model), "optimizer": str(args.optim),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "precision": "32-true",
     }))
 
 
@@ -128,12 +131,15 @@ def run_ftaudit(out: Path, train_sentences: int | None, test_sentences: int | No
     limits = [f"data.max_train_samples={train_sentences or 'null'}", f"data.max_eval_samples={test_sentences or 'null'}"]
     command = [sys.executable, str(REPO / "train.py"), f"optimizer.lr={HYPER['lr']}", f"data.batch_size={HYPER['batch_size']}",
                f"seed={HYPER['seed']}", f"trainer.max_epochs={HYPER['epochs']}", *limits, "probes.degradation=[]",
+               "model.dropout=null",  # the model's own dropout (0.1), as the Trainer trains: the same step in both
                "logger=none", "trainer.progress_bar=false", f"hydra.run.dir={out / 'ftaudit'}"]
     run_logged(command, out / "ftaudit.log")
     metrics = json.loads((out / "ftaudit" / "metrics.json").read_text())
+    device = json.loads((out / "ftaudit" / "env.json").read_text())["device"]  # e.g. "cpu (32-true)"
     return {"train_seconds": metrics["resource/train_seconds"], "tokens": metrics["resource/train_tokens"],
             "padded_tokens": metrics["resource/train_padded_tokens"], "test_f1": metrics["task/test_f1"],
-            "non_embedding_params": metrics["resource/params_non_embedding"], "threads": int(metrics["resource/cpu_threads"])}
+            "non_embedding_params": metrics["resource/params_non_embedding"], "threads": int(metrics["resource/cpu_threads"]),
+            "precision": device.split("(")[-1].rstrip(")")}
 
 
 def run_logged(command: list[str], log: Path) -> None:
@@ -151,19 +157,20 @@ def timed(run) -> dict:
     return figures | {"wall_seconds": time.perf_counter() - started, "load_before": load}
 
 
-NAMES = {"ftaudit": "(a) ftaudit defaults", "random": "(b) Trainer, run_ner defaults",
+NAMES = {"ftaudit": "(a) ftaudit, dropout as (b)", "random": "(b) Trainer, run_ner defaults",
          "group_by_length": "(c) Trainer, group_by_length", "group_by_length-threads": "(d) = (c) with ftaudit's threads"}
 
 
 def report(results: dict[str, dict], peaks: dict[str, float], out: Path, data: str) -> None:
     print(f"\nmatmul peak measured now: fp32 {peaks['fp32']:.4f} TFLOP/s, bf16 {peaks['bf16']:.4f} TFLOP/s "
           f"({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f})")
-    print(f"{'run':36s} {'tok/s':>8s} {'train s':>8s} {'wall s':>8s} {'padding':>8s} {'test F1':>8s} {'MFU':>7s} {'load':>5s} {'threads':>7s}")
+    print(f"{'run':36s} {'tok/s':>8s} {'train s':>8s} {'wall s':>8s} {'padding':>8s} {'test F1':>8s} {'MFU':>7s} {'load':>5s} {'threads':>7s} precision")
     for key, r in results.items():
         r["tokens_per_second"] = r["tokens"] / r["train_seconds"]
-        r["mfu"] = 6 * r["non_embedding_params"] * r["tokens"] / r["train_seconds"] / (peaks["fp32"] * 1e12)
+        peak = peaks["bf16" if r["precision"].startswith("bf16") else "fp32"]  # ftaudit picks bf16 where the CPU has it
+        r["mfu"] = 6 * r["non_embedding_params"] * r["tokens"] / r["train_seconds"] / (peak * 1e12)
         print(f"{NAMES[key]:36s} {r['tokens_per_second']:8.0f} {r['train_seconds']:8.1f} {r['wall_seconds']:8.1f} "
-              f"{r['padded_tokens'] / r['tokens']:7.2f}x {r['test_f1']:8.4f} {r['mfu']:7.1%} {r['load_before']:5.1f} {r['threads']:7d}")
+              f"{r['padded_tokens'] / r['tokens']:7.2f}x {r['test_f1']:8.4f} {r['mfu']:7.1%} {r['load_before']:5.1f} {r['threads']:7d} {r['precision']}")
     ours = results["ftaudit"]
     for key in [key for key in results if key != "ftaudit"]:
         ratio = ours["tokens_per_second"] / results[key]["tokens_per_second"]
@@ -172,7 +179,7 @@ def report(results: dict[str, dict], peaks: dict[str, float], out: Path, data: s
     delta = 100 * (ours["test_f1"] - results["random"]["test_f1"])
     print(f"test F1 (a) - (b): {delta:+.2f} points (target >= -0.5: {'met' if delta >= -0.5 else 'NOT met'})")
     print(f"Trainer optimiser (TrainingArguments.optim default): {results['random']['optimizer']}; "
-          f"MFU = 6 x non-embedding params x non-pad tokens / train s / fp32 peak; data: {data}; "
+          f"MFU = 6 x non-embedding params x non-pad tokens / train s / the peak of the run's precision; data: {data}; "
           f"results in {out / 'results.json'}")
     (out / "results.json").write_text(json.dumps({"peaks_tflops": peaks, "results": results, "data": data}, indent=2))
 
