@@ -3,7 +3,7 @@
 On a fixed CoNLL-2003 subset (the first N training and validation sentences) with MiniLM: a 4 x 3 grid of learning
 rate x epochs (24 training epochs in all) against ``sweep.py``'s TPE over the same ranges, which may spend at most
 ``--budget`` (40%) of the grid's training epochs. Both select on validation F1. Prints both bests and the ratios;
-exits 1 if the sweep misses 99% of the grid's best. About 25 minutes on 2 CPU cores.
+exits 1 if the sweep misses 99% of the grid's best. About 30 minutes on 2 CPU cores.
 
     CONLL2003_DIR=../shared/data/conll2003 python benchmarks/sweep_vs_grid.py
 """
@@ -30,8 +30,8 @@ F1_TARGET = 0.99
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-samples", type=int, default=1200, help="first N training sentences")
-    parser.add_argument("--eval-samples", type=int, default=500, help="first N validation (and test) sentences")
+    parser.add_argument("--train-samples", type=int, default=2500, help="first N training sentences")
+    parser.add_argument("--eval-samples", type=int, default=1000, help="first N validation (and test) sentences")
     parser.add_argument("--model", default="minilm", help="model config (tiny: a quick check of this script)")
     parser.add_argument("--budget", type=float, default=0.4, help="the sweep's share of the grid's training epochs")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" /
