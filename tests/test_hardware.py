@@ -10,6 +10,7 @@ import torch
 import ftaudit.hardware as hardware
 from ftaudit.data.ner import LengthGroupedBatchSampler
 from ftaudit.errors import ConfigError
+from ftaudit.run import train
 from tests.conftest import TINY_RUN, compose_config, run_script
 
 DDP_ON_CPU = ["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]
@@ -60,6 +61,14 @@ def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_thr
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
         assert hardware.configure_hardware(compose_config("hardware=auto").hardware)["precision"] == precision
     assert hardware.configure_hardware(compose_config("hardware=cpu").hardware)["precision"] == "32-true"
+
+
+def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
+    # What hardware=auto picks on a CPU with bf16 units, run here on the tiny model (slow bf16 matmuls, tiny sizes)
+    metrics = train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware.precision=bf16-mixed",
+                                   "hardware.peak_tflops=0.5"), tmp_path)
+    assert 0 <= metrics["task/test_f1"] <= 1 and metrics["resource/mfu"] > 0
+    assert json.loads((tmp_path / "env.json").read_text())["device"] == "cpu (bf16-mixed)"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is visible")

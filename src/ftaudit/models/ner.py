@@ -83,6 +83,9 @@ class NERTagger(L.LightningModule):
         settings = OmegaConf.to_container(self.optimizer_cfg, resolve=True)
         warmup_ratio = settings.pop("warmup_ratio")
         groups = decay_groups(self.model, settings.pop("weight_decay"))
+        if settings.get("fused") and self.trainer.gradient_clip_val and "mixed" in str(self.trainer.precision):
+            # Lightning refuses to clip the gradients of a fused optimiser under mixed precision (bf16 on GPU)
+            settings["fused"] = False
         optimizer = hydra.utils.instantiate(settings)(groups)
         total_steps = self.trainer.estimated_stepping_batches
         scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
