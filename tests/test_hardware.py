@@ -65,7 +65,7 @@ def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_thr
 
 def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
     # What hardware=auto picks on a CPU with bf16 units, run here on the tiny model (slow bf16 matmuls, tiny sizes)
-    metrics = train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware.precision=bf16-mixed",
+    metrics = train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.precision=bf16-mixed",
                                    "hardware.peak_tflops=0.5"), tmp_path)
     assert 0 <= metrics["task/test_f1"] <= 1 and metrics["resource/mfu"] > 0
     assert json.loads((tmp_path / "env.json").read_text())["device"] == "cpu (bf16-mixed)"
