@@ -11,7 +11,7 @@ from ftaudit.errors import exit_on_user_error
 from ftaudit.sweep import run_sweep
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
+@hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="sweep")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()

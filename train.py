@@ -10,7 +10,7 @@ from ftaudit.errors import exit_on_user_error
 from ftaudit.run import train
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
     metrics = train(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -20,6 +20,8 @@ import lightning as L
 import torch
 from hydra import initialize_config_dir
 
+from ftaudit.config import CONFIG_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 SKIP, STEPS = 5, 20
 RUN = ["model=minilm", "optimizer.lr=5e-5", "data.max_train_samples=800", "data.max_eval_samples=50", "trainer.max_epochs=1",
@@ -103,7 +105,7 @@ def main() -> None:
     from ftaudit.sweep.trials import as_hydra_job, compose_run_config
 
     profiler = StepProfiler()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"), tempfile.TemporaryDirectory() as out:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"), tempfile.TemporaryDirectory() as out:
         with as_hydra_job(compose_run_config([*RUN, *sys.argv[1:]]), Path(out)) as cfg:
             train(cfg, Path(out), callbacks=[profiler])
     report(profiler)

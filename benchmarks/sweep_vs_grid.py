@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +114,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     base = run_overrides(args)
     grid_epochs = len(GRID_LRS) * sum(GRID_EPOCHS)
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         started = time.perf_counter()
         study = run_sweep_within_budget(base, args.out, args.budget * grid_epochs)
         sweep_seconds = time.perf_counter() - started

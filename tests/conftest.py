@@ -11,6 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from ftaudit.config import CONFIG_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_CONLL = REPO / "tests" / "fixtures" / "conll_tiny"
 TINY_RUN = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "trainer.max_epochs=3", "trainer.progress_bar=false",
@@ -32,7 +34,7 @@ def private_cache(tmp_path_factory):
 def compose_config(*overrides: str, config_name: str = "train"):
     """Compose a config in-process, as the entry point would (no Hydra run dir, so the logger is off)."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name, overrides=["logger=none", *overrides])
 
 

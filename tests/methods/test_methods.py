@@ -6,6 +6,7 @@ import pytest
 import torch
 from peft import PeftModel
 
+from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.methods.wise import interpolate
@@ -13,7 +14,7 @@ from ftaudit.models.loading import load_token_classifier
 from tests.conftest import REPO, TINY_RUN, compose_config
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-METHODS = sorted(path.stem for path in (REPO / "conf" / "method").glob("*.yaml"))
+METHODS = sorted(path.stem for path in (CONFIG_DIR / "method").glob("*.yaml"))
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from ftaudit.config import CONFIG_DIR
 from ftaudit.sweep import run_sweep
 from tests.conftest import FIXTURE_CONLL, REPO
 
@@ -26,7 +27,7 @@ def sweep(tmp_path):
     def run(*overrides: str):
         overrides = [*TINY_SWEEP, *overrides]
         GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return run_sweep(compose("sweep", overrides=overrides), sweep_dir, overrides), sweep_dir
 
     yield run

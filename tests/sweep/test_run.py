@@ -9,6 +9,7 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
+from ftaudit.config import CONFIG_DIR
 import ftaudit.sweep.trials
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
@@ -89,7 +90,7 @@ def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     command = shlex.split(study.best_trial.user_attrs["command"])
     assert command[:2] == ["python", "train.py"] and f"optimizer.lr={study.best_trial.params['optimizer.lr']!r}" in command
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         with as_hydra_job(compose_run_config(command[2:]), tmp_path / "again") as cfg:  # as train.py would run it
             metrics = train(cfg, tmp_path / "again")
     assert metrics["task/val_f1"] == study.best_value

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
+from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.study import (TrialSeededSampler, fail_dead_trials, make_storage, open_study, read_settings,
                                  train_overrides, worker_id)
@@ -17,7 +18,7 @@ from tests.conftest import REPO
 
 def sweep_settings(*overrides: str):
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return read_settings(compose("sweep", overrides=list(overrides)).sweep)
 
 

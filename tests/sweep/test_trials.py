@@ -8,6 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.trials import Objective, as_hydra_job, compose_run_config
 from tests.conftest import REPO
@@ -16,7 +17,7 @@ from tests.conftest import REPO
 @pytest.fixture
 def hydra_conf():
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         yield
     GlobalHydra.instance().clear()
 
