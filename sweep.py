@@ -1,25 +1,6 @@
 """Search the training config with Optuna: ``python sweep.py model=minilm sweep.n_trials=20`` (README: Sweeps)."""
 
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from ftaudit.errors import exit_on_user_error
-from ftaudit.sweep import run_sweep
-
-
-@hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="sweep")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    hydra_cfg = HydraConfig.get()
-    # `-m` starts several workers (e.g. +sweep.worker=0,1,2,3 on a SLURM launcher): they share the sweep folder.
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    sweep_dir = Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir).resolve()
-    run_sweep(cfg, sweep_dir, list(hydra_cfg.overrides.task))
-
+from ftaudit.cli import sweep_cli
 
 if __name__ == "__main__":
-    main()
+    sweep_cli()

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from ftaudit.data.ner import IGNORE_INDEX, LengthGroupedBatchSampler
+from ftaudit.tasks.data import LengthGroupedBatchSampler
+from ftaudit.tasks.ner.data import IGNORE_INDEX
 from ftaudit.hardware import matmul_tflops
 from ftaudit.resources.meter import parameter_counts
 

@@ -39,7 +39,7 @@ TARGETS = {"random": 3.0, "group_by_length": 1.5}  # ftaudit / Trainer throughpu
 def conll_splits() -> dict:
     from hydra import compose, initialize_config_dir
 
-    from ftaudit.data.conll import load_conll_splits
+    from ftaudit.tasks.ner.conll import load_conll_splits
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return load_conll_splits(compose("train").data)
@@ -58,8 +58,8 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
 
-    from ftaudit.data.ner import label_list
-    from ftaudit.evaluation import entity_scores
+    from ftaudit.tasks.ner.data import label_list
+    from ftaudit.tasks.ner.metrics import entity_scores
     from ftaudit.models.loading import resolve_source
     from ftaudit.quiet import quiet_libraries
 

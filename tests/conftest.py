@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,18 @@ def private_cache(tmp_path_factory):
         del os.environ["FTAUDIT_CACHE_DIR"]
     else:
         os.environ["FTAUDIT_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_metrics_file_is_strict_json(tmp_path_factory):
+    """After the whole suite: each metrics.json any test wrote parses as strict JSON (no NaN or Infinity literals)."""
+    yield
+
+    def refuse(constant: str):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    for path in tmp_path_factory.getbasetemp().rglob("metrics.json"):
+        json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
 
 
 def compose_config(*overrides: str, config_name: str = "train"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ftaudit.hardware as hardware
-from ftaudit.data.ner import LengthGroupedBatchSampler
+from ftaudit.tasks.data import LengthGroupedBatchSampler
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
 from tests.conftest import TINY_RUN, compose_config, run_script
@@ -26,13 +26,13 @@ def restore_threads():
 def test_cpu_processes_share_the_cores(monkeypatch, restore_threads):
     monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     monkeypatch.setattr(hardware.os, "getloadavg", lambda: (0.5, 0.5, 0.5), raising=False)
-    single = hardware.configure_hardware(compose_config("hardware=cpu").hardware)
+    single = hardware.configure_hardware(compose_config("hardware=cpu"))
     assert single == {"accelerator": "cpu", "devices": 1, "precision": "32-true", "strategy": "auto"}
     assert torch.get_num_threads() == 4
-    ddp = compose_config(*DDP_ON_CPU).hardware
+    ddp = compose_config(*DDP_ON_CPU)
     assert hardware.configure_hardware(ddp)["strategy"] == "ddp"
-    assert hardware.process_count(ddp) == 2 and torch.get_num_threads() == 2
-    hardware.configure_hardware(compose_config("hardware=cpu", "hardware.num_threads=1").hardware)
+    assert hardware.process_count(ddp.trainer) == 2 and torch.get_num_threads() == 2
+    hardware.configure_hardware(compose_config("hardware=cpu", "hardware.num_threads=1"))
     assert torch.get_num_threads() == 1
 
 
@@ -40,9 +40,9 @@ def test_thread_count_does_not_depend_on_the_machine_load(monkeypatch, restore_t
     # The thread count changes float summation order: a busy machine must not change a seeded run's numbers.
     monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     monkeypatch.setattr(hardware.os, "getloadavg", lambda: (4.2, 3.0, 2.0), raising=False)
-    hardware.configure_hardware(compose_config("hardware=cpu").hardware)
+    hardware.configure_hardware(compose_config("hardware=cpu"))
     assert torch.get_num_threads() == 4
-    hardware.configure_hardware(compose_config("hardware=cpu", "hardware.num_threads=3").hardware)
+    hardware.configure_hardware(compose_config("hardware=cpu", "hardware.num_threads=3"))
     assert torch.get_num_threads() == 3  # an explicit setting wins
 
 
@@ -59,8 +59,8 @@ def test_cpu_bf16_read_from_the_cpu_flags(tmp_path, flags, expected):
 def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_threads):
     for native_bf16, precision in ((True, "bf16-mixed"), (False, "32-true")):
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
-        assert hardware.configure_hardware(compose_config("hardware=auto").hardware)["precision"] == precision
-    assert hardware.configure_hardware(compose_config("hardware=cpu").hardware)["precision"] == "32-true"
+        assert hardware.configure_hardware(compose_config("hardware=auto"))["precision"] == precision
+    assert hardware.configure_hardware(compose_config("hardware=cpu"))["precision"] == "32-true"
 
 
 def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
@@ -75,12 +75,12 @@ def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
 def test_gpu_config_without_gpu_is_a_config_error():
     for option in ("gpu", "ddp", "fsdp"):
         with pytest.raises(ConfigError, match="no CUDA GPU"):
-            hardware.configure_hardware(compose_config(f"hardware={option}").hardware)
+            hardware.configure_hardware(compose_config(f"hardware={option}"))
 
 
 def test_fsdp_on_cpu_is_a_config_error():
     with pytest.raises(ConfigError, match="fsdp runs on GPUs only"):
-        hardware.configure_hardware(compose_config("hardware=fsdp", "hardware.accelerator=cpu").hardware)
+        hardware.configure_hardware(compose_config("hardware=fsdp", "hardware.accelerator=cpu"))
 
 
 def test_precision_dtypes():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ftaudit.hardware as hardware
-from ftaudit.data.ner import NERDataModule
+from ftaudit.tasks.ner.data import NERDataModule
 from ftaudit.models.loading import load_tokenizer
 from ftaudit.resources import meter as meter_module
 from ftaudit.resources.meter import ResourceMeter, parameter_counts, training_flops

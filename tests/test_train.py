@@ -1,13 +1,17 @@
 """``train.py`` end to end on the tiny shipped fixture, plus a real MiniLM run when CoNLL-2003 is present."""
 
+import errno
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
-from ftaudit.evaluation import entity_scores
+from ftaudit.errors import Interrupted, UserError
+from ftaudit.tasks.ner.metrics import entity_scores
 from ftaudit.run import train
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
@@ -52,7 +56,45 @@ def test_run_record_is_complete(cli_run):
     assert env["packages"]["torch"] and env["seed"] == 42
     assert "model:" in (cli_run / "config.yaml").read_text()
     assert (cli_run / "csv" / "metrics.csv").is_file()
-    assert not list(cli_run.rglob("*.tmp"))
+    assert not list(cli_run.rglob("*.tmp")) and not (cli_run / "checkpoints").exists()
+
+
+PINNED_NER_KEYS = {  # the NER run's own keys, as before the task interface (plus task/test_ece, which it added)
+    "task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/test_f1_LOC",
+    "task/test_f1_MISC", "task/test_f1_ORG", "task/test_f1_PER", "task/test_ece", "task/val_f1",
+    "method/adapter_mb", "method/trainable_fraction", "method/trainable_params",
+    *(f"resource/{key}" for key in (
+        "co2_kg", "cpu_threads", "devices", "energy_is_estimate", "energy_kwh", "load_average_at_start", "mfu",
+        "padding_overhead", "params_non_embedding", "params_total", "params_trainable", "peak_rss_mb", "peak_tflops",
+        "probes_seconds", "setup_seconds", "test_seconds", "total_seconds", "train_flops_estimate", "train_padded_tokens",
+        "train_samples", "train_samples_per_second", "train_seconds", "train_tokens", "train_tokens_per_second",
+        "validation_seconds")),
+}
+
+
+def test_the_ner_run_records_exactly_its_pinned_keys(cli_run):
+    metrics = json.loads((cli_run / "metrics.json").read_text())
+    probes = {key for key in metrics if key.startswith(("degradation/", "fairness/", "resource/probe_seconds/"))}
+    assert metrics.keys() - probes == PINNED_NER_KEYS
+
+
+def test_every_metric_declares_its_split_and_direction(cli_run):
+    metrics = json.loads((cli_run / "metrics.json").read_text())
+    declared = json.loads((cli_run / "metrics_info.json").read_text())
+    assert declared.keys() == metrics.keys()
+    assert declared["task/test_f1"] == {"split": "test", "higher_is_better": True}
+    assert declared["task/val_f1"] == {"split": "validation", "higher_is_better": True}
+    assert declared["task/test_ece"] == {"split": "test", "higher_is_better": False}
+    assert declared["fairness/names/recall_gap"] == {"split": "test", "higher_is_better": False}
+    assert declared["fairness/names/recall_gap_p_value"] == {"split": "test", "higher_is_better": None}
+    assert declared["resource/train_seconds"] == {"split": None, "higher_is_better": False}
+    assert declared["resource/energy_is_estimate"] == {"split": None, "higher_is_better": None}
+
+
+def test_env_records_every_data_file_read_with_its_hash(cli_run):
+    files = {Path(entry["path"]): entry["sha256"] for entry in json.loads((cli_run / "env.json").read_text())["data_files"]}
+    for name in ("train.txt", "valid.txt", "test.txt"):
+        assert files[FIXTURE_CONLL / name] == hashlib.sha256((FIXTURE_CONLL / name).read_bytes()).hexdigest()
 
 
 def test_predictions_file_reproduces_test_f1(cli_run):
@@ -118,19 +160,91 @@ def test_multirun_gives_one_directory_per_job(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["data.dir=/no/such/dir"], "CoNLL data not found"),
-        (["optimizer.lr=0"], "optimizer.lr=0 must be > 0"),
-        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be >= 1"),
+        (["data.dir=/no/such/dir"], "data.dir=/no/such/dir: /no/such/dir does not exist"),
+        (["optimizer.lr=0"], "optimizer.lr=0: must be greater than 0"),
+        (["optimizer.lr=abc"], "optimizer.lr='abc': must be a valid number"),
+        (["optimizer.lr=inf"], "optimizer.lr=inf: must be a finite number"),
+        (["data.batch_size=abc"], "data.batch_size='abc': must be a valid integer"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be greater than or equal to 1"),
+        (["trainer.max_epochs=two"], "trainer.max_epochs='two': must be a valid integer"),
+        (["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5: must be a valid integer, got a number with a fractional part"),
+        (["seed=-1"], "seed=-1: must be greater than or equal to 0"),
+        (["+trainer.max_epoch=2"], "trainer.max_epoch is not an argument of lightning.pytorch.Trainer"),
+        (["+trainer.use_distributed_sampler=true"], "trainer.use_distributed_sampler is set by ftaudit"),
+        (["trainer.val_check_interval=-3"], "trainer: lightning.pytorch.Trainer rejected the settings"),
     ],
 )
-def test_bad_input_one_line_nonzero_exit_no_metrics(tmp_path, overrides, message, monkeypatch):
-    monkeypatch.delenv("CONLL2003_DIR", raising=False)
+def test_bad_input_one_line_nonzero_exit_no_metrics(tmp_path, overrides, message):
+    """CONLL2003_DIR stays set: a data.dir the user gave that does not exist must not fall back to it."""
     result = run_script(*TINY_RUN, *overrides, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_a_diverged_run_fails_in_one_line_and_records_nothing(tmp_path):
+    result = run_script(*TINY_RUN, "optimizer.lr=1e12", "trainer.gradient_clip_val=null", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert re.search(r"training loss is (nan|inf) at step \d+ \(epoch \d+\): the run diverged", line)
+    assert "Traceback" not in result.stderr and not list(tmp_path.rglob("metrics.json"))
+    assert not list(tmp_path.rglob("*.ckpt"))  # a failed run leaves no checkpoint behind
+
+
+def test_a_finished_run_directory_is_refused_before_anything_is_written(tmp_path, cli_run):
+    before = {path: path.stat().st_mtime_ns for path in cli_run.rglob("*")}
+    result = run_script(*TINY_RUN, f"hydra.run.dir={cli_run}", cwd=tmp_path)
+    assert result.returncode == 2 and "already holds a finished run" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {path: path.stat().st_mtime_ns for path in cli_run.rglob("*")} == before  # .hydra/, CSVs, PNGs untouched
+
+
+def test_an_unwritable_output_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    result = run_script(*TINY_RUN, f"hydra.run.dir={blocker}/run", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot write the run record under" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class DiskFillsUp(L.Callback):
+    """From the end of the test pass on, every new file fails as on a full disk (probe tables and charts, the record)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def on_test_end(self, trainer, module):
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        self.monkeypatch.setattr("ftaudit.tracking.record.tempfile.mkstemp", full)
+
+
+def test_a_disk_that_fills_up_is_one_error_and_no_metrics(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match=f"cannot write {tmp_path}/.*: No space left on device; free disk space"):
+        train(compose_config(*TINY_RUN, "trainer.max_epochs=1"), tmp_path, callbacks=[DiskFillsUp(monkeypatch)])
+    assert not (tmp_path / "metrics.json").exists()
+
+
+class CtrlC(L.Callback):
+    def on_train_batch_start(self, trainer, module, batch, batch_index):
+        if batch_index == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_ends_the_run_saying_where_the_partial_folder_is(tmp_path):
+    with pytest.raises(Interrupted, match=f"interrupted \\(Ctrl-C\\); the partial run is in {tmp_path}"):
+        train(compose_config(*TINY_RUN), tmp_path, callbacks=[CtrlC()])
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_successful_run_leaves_no_checkpoint_folder_unless_asked(tmp_path):
+    train(compose_config(*TINY_RUN, "trainer.max_epochs=1"), tmp_path / "default")
+    assert not (tmp_path / "default" / "checkpoints").exists()
+    train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "trainer.keep_checkpoint=true"), tmp_path / "kept")
+    assert (tmp_path / "kept" / "checkpoints" / "best.ckpt").is_file()
 
 
 def test_malformed_data_names_file_and_line(tmp_path):
@@ -145,11 +259,12 @@ def test_malformed_data_names_file_and_line(tmp_path):
     assert not list(tmp_path.rglob("metrics.json"))
 
 
-@pytest.mark.parametrize("override, message", [("trainer.max_epoch=2", "Key 'max_epoch' is not in struct"),
+@pytest.mark.parametrize("override, message", [("trainer.max_epoch=2", "Could not override 'trainer.max_epoch'"),
                                                ("model=nonexistent", "Could not find 'model/nonexistent'")])
-def test_hydra_rejects_unknown_options(tmp_path, override, message):
+def test_hydra_rejects_unknown_options_in_one_line(tmp_path, override, message):
     result = run_script(*TINY_RUN, override, cwd=tmp_path)
-    assert result.returncode != 0 and message in result.stderr
+    assert result.returncode == 2 and message in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1 and "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("metrics.json"))
 
 

@@ -1,29 +1,135 @@
-"""Checks on a composed config that Hydra's schema cannot express."""
+"""The run config's types and ranges, checked before anything runs: every problem in one line that names the key,
+the value given and what is allowed.
+
+Hydra composes the YAML tree (``src/ftaudit/conf``); these schemas say what each value may be. The ``trainer``
+node is Lightning's Trainer (``_target_``): every argument of ``lightning.pytorch.Trainer`` may be set there, and a key
+that is none of them is an error, as is overriding one of the few that ftaudit sets itself.
+"""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # the Hydra config tree, shipped inside the package
 
+PositiveInt = Annotated[int, Field(ge=1)]
+Probability = Annotated[float, Field(ge=0, lt=1)]
 
-def check_config(cfg) -> None:
+
+class Settings(BaseModel):
+    """Known keys are typed and ranged; others (e.g. an optimiser's own arguments) pass."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
+
+
+class Closed(Settings):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class TrainerSettings(Settings):
+    max_epochs: PositiveInt
+    gradient_clip_val: Optional[Annotated[float, Field(ge=0, allow_inf_nan=False)]]
+    gradient_clip_algorithm: Optional[Literal["norm", "value"]] = None
+    log_every_n_steps: PositiveInt
+    accumulate_grad_batches: PositiveInt = 1
+    deterministic: Optional[bool | Literal["warn"]]
+    # ftaudit's own, not Lightning's:
+    checkpoint: Literal["best", "last"]
+    keep_checkpoint: bool
+    progress_bar: bool
+
+
+class OptimizerSettings(Settings):
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    warmup_ratio: Probability
+
+
+class ModelSettings(Settings):
+    name_or_path: str
+    dropout: Optional[Probability]
+
+
+class DataSettings(Settings):
+    batch_size: PositiveInt
+    eval_batch_size: PositiveInt
+    max_train_samples: Optional[PositiveInt]
+    max_eval_samples: Optional[PositiveInt]
+    max_length: Optional[Annotated[int, Field(ge=2)]]
+    group_by_length: bool
+
+
+class HardwareSettings(Settings):
+    num_threads: Optional[PositiveInt]
+    compile: bool
+    peak_tflops: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
+    track_energy: bool
+
+
+class RunSettings(Settings):
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    trainer: TrainerSettings
+    optimizer: OptimizerSettings
+    model: ModelSettings
+    data: DataSettings
+    hardware: HardwareSettings
+
+
+# Trainer arguments ftaudit sets itself: the run's callbacks, loggers and folder, and its own batch samplers.
+SET_BY_FTAUDIT = {"callbacks": "the run's callbacks", "logger": "logger=...", "default_root_dir": "hydra.run.dir",
+                  "enable_checkpointing": "trainer.checkpoint", "enable_progress_bar": "trainer.progress_bar",
+                  "use_distributed_sampler": "the length-grouped sampler, which shards batches itself",
+                  "enable_model_summary": "quiet logs"}
+FTAUDIT_TRAINER_KEYS = {"_target_", "checkpoint", "keep_checkpoint", "progress_bar"}
+
+
+def describe_error(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    given = error.get("input")
+    shown = f"={given!r}" if not isinstance(given, dict) else ""
+    return f"{key}{shown}: {error['msg'].replace('Input should be', 'must be')}"
+
+
+def validate(values: dict, schema: type[BaseModel], prefix: str = "") -> list[str]:
+    """The problems of ``values`` against ``schema``, one phrase each (``key=value: what is allowed``)."""
+    try:
+        schema.model_validate(values)
+    except ValidationError as err:
+        return [prefix + describe_error(error) for error in err.errors(include_url=False)]
+    return []
+
+
+def trainer_problems(trainer: DictConfig) -> list[str]:
+    """Keys of the ``trainer`` node that are not Lightning Trainer arguments, or that ftaudit sets itself."""
+    from lightning.pytorch import Trainer
+
+    arguments = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
     problems = []
-    if not cfg.optimizer.lr > 0:
-        problems.append(f"optimizer.lr={cfg.optimizer.lr} must be > 0 (e.g. optimizer.lr=5e-5)")
-    if not 0 <= cfg.optimizer.warmup_ratio < 1:
-        problems.append(f"optimizer.warmup_ratio={cfg.optimizer.warmup_ratio} must be in [0, 1)")
-    if not cfg.trainer.max_epochs >= 1:
-        problems.append(f"trainer.max_epochs={cfg.trainer.max_epochs} must be >= 1")
-    if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
-        problems.append(f"model.dropout={cfg.model.dropout} must be in [0, 1), or null for the model's own")
-    if cfg.trainer.checkpoint not in ("best", "last"):
-        problems.append(f"trainer.checkpoint={cfg.trainer.checkpoint!r} must be 'best' or 'last'")
-    for key in ("batch_size", "eval_batch_size", "max_train_samples", "max_eval_samples"):
-        value = cfg.data[key]
-        if value is not None and not value >= 1:
-            problems.append(f"data.{key}={value} must be >= 1")
+    for key in trainer:
+        if key in SET_BY_FTAUDIT:
+            problems.append(f"trainer.{key} is set by ftaudit ({SET_BY_FTAUDIT[key]}); remove it")
+        elif key not in arguments and key not in FTAUDIT_TRAINER_KEYS:
+            problems.append(f"trainer.{key} is not an argument of lightning.pytorch.Trainer (nor one of ftaudit's: "
+                            f"{', '.join(sorted(FTAUDIT_TRAINER_KEYS - {'_target_'}))})")
+    return problems
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every type and range problem of the run config, in one ``ConfigError``."""
+    sections = ("seed", *RunSettings.model_fields.keys() - {"seed"})
+    try:
+        values = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+                  for key in sections}
+    except Exception as err:  # an interpolation that does not resolve, e.g. ${model.lr} after model.lr was removed
+        raise ConfigError(f"the config does not resolve: {str(err).splitlines()[0]}") from None
+    problems = validate(values, RunSettings) + trainer_problems(cfg.trainer)
     if problems:
         raise ConfigError("; ".join(problems))
+

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -15,16 +18,18 @@ from ftaudit.errors import ConfigError
 MULTI_PROCESS_STRATEGIES = ("ddp", "fsdp")  # Lightning re-runs the entry script once per extra process
 
 
-def configure_hardware(cfg) -> dict:
-    """Resolve ``auto`` choices; return the Trainer's accelerator/devices/precision/strategy."""
+def configure_hardware(run_cfg) -> dict:
+    """Resolve the ``auto`` choices of the Trainer's device settings (which default to ``hardware``'s); set the
+    process-wide ones (threads, TF32); return the Trainer's accelerator/devices/precision/strategy."""
+    cfg, trainer = run_cfg.hardware, run_cfg.trainer
     has_gpu = torch.cuda.is_available()
-    accelerator = cfg.accelerator if cfg.accelerator != "auto" else ("gpu" if has_gpu else "cpu")
+    accelerator = trainer.accelerator if trainer.accelerator != "auto" else ("gpu" if has_gpu else "cpu")
     if accelerator == "gpu" and not has_gpu:
         raise ConfigError("hardware.accelerator=gpu but no CUDA GPU is visible; use hardware=cpu or hardware=auto "
                           "(DDP on CPU: hardware=ddp hardware.accelerator=cpu)")
-    if str(cfg.strategy).startswith("fsdp") and accelerator != "gpu":
+    if str(trainer.strategy).startswith("fsdp") and accelerator != "gpu":
         raise ConfigError("hardware.strategy=fsdp runs on GPUs only (Lightning's FSDP needs CUDA); on CPU use hardware=ddp")
-    precision = cfg.precision
+    precision = str(trainer.precision)
     if precision == "auto":
         # bf16 only where the hardware has it: on a CPU without it (AVX2) bf16 matmuls are ~100x slower than fp32.
         has_bf16 = torch.cuda.is_bf16_supported() if accelerator == "gpu" else cpu_has_native_bf16()
@@ -32,8 +37,16 @@ def configure_hardware(cfg) -> dict:
     if accelerator == "gpu":
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left
     else:
-        torch.set_num_threads(cfg.num_threads or cpu_threads(process_count(cfg)))
-    return {"accelerator": accelerator, "devices": cfg.devices, "precision": precision, "strategy": cfg.strategy}
+        torch.set_num_threads(cfg.num_threads or cpu_threads(process_count(trainer)))
+    return {"accelerator": accelerator, "devices": trainer.devices, "precision": precision, "strategy": trainer.strategy}
+
+
+def inference_autocast(accelerator: str, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """The autocast a run's test pass runs under (Lightning's mixed precision), for every other inference of the run:
+    probes, WiSE-FT and fairness tagging measure the model the way it was tested."""
+    if not precision.endswith("-mixed"):
+        return contextlib.nullcontext  # fp32, or weights already in the precision (bf16-true)
+    return functools.partial(torch.autocast, "cuda" if accelerator == "gpu" else "cpu", dtype=precision_dtype(precision))
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:

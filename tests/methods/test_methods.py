@@ -10,7 +10,7 @@ from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.methods.wise import interpolate
-from ftaudit.models.loading import load_token_classifier
+from ftaudit.models.loading import load_classifier
 from tests.conftest import REPO, TINY_RUN, compose_config
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -30,7 +30,7 @@ def tiny(*overrides: str):
     """A fresh tiny token classifier, its snapshot, and the built method."""
     cfg = compose_config(*TINY_RUN, *overrides)
     torch.manual_seed(0)
-    model = load_token_classifier(cfg.model, LABELS)
+    model = load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS)
     return model, {k: v.detach().clone() for k, v in model.state_dict().items()}, build_method(cfg.method)
 
 

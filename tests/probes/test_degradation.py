@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftaudit.errors import ConfigError
-from ftaudit.models.loading import load_token_classifier, load_tokenizer
+from ftaudit.errors import ConfigError, DataError
+from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.probes.base import ProbeContext, run_probes
 from ftaudit.probes.degradation import build_degradation_probes, comparison
 from ftaudit.run import train
@@ -62,7 +62,7 @@ def tiny_context(cfg, run_dir: Path, seed: int = 0) -> ProbeContext:
     """An untrained model as its own fine-tuned version: every probe must see no change."""
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(cfg.model)
-    model = load_token_classifier(cfg.model, LABELS).eval()
+    model = load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval()
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     return ProbeContext(cfg, model, base_state, tokenizer, None, run_dir, torch.device("cpu"))
 
@@ -106,13 +106,27 @@ def test_untrained_tiny_model_loses_nothing_and_mlm_is_skipped_with_reason(tmp_p
     assert [metrics[f"degradation/weights/{part}"] for part in ("embeddings", "layer_1", "layer_2")] == [0.0, 0.0, 0.0]
 
 
-def test_missing_probe_data_is_a_skip_with_reason_not_an_error(tmp_path, monkeypatch):
+def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypatch):
     monkeypatch.delenv("STSB_DIR", raising=False)
-    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb"),
-                         f"probes.degradation_settings.stsb.dir={tmp_path / 'nowhere'}")
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given and nothing in the default place
+    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb"), "probes.degradation_settings.stsb.dir=null")
     metrics, skipped = run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
     assert "STS-B not found" in skipped["degradation/stsb"] and "STSB_DIR" in skipped["degradation/stsb"]
     assert metrics == {}
+
+
+@pytest.mark.parametrize("given", ["config", "environment", "folder without the split's file"])
+def test_probe_data_the_user_gave_must_be_there_before_training_starts(tmp_path, monkeypatch, given):
+    """A given folder is authoritative: missing is an error when the probes are built, never a silent fall back."""
+    stsb = write_stsb(tmp_path / "stsb")
+    monkeypatch.setenv("STSB_DIR", str(stsb if given == "config" else tmp_path / "nowhere"))
+    setting = {"config": f"dir={tmp_path / 'nowhere'}", "environment": "dir=null", "folder without the split's file":
+               f"dir={stsb}"}[given]
+    splits = "[validation]" if given.startswith("folder") else "[test]"
+    with pytest.raises(DataError, match="nowhere does not exist|sts-dev.csv not found"):
+        build_degradation_probes(compose_config("model=tiny", "probes.degradation=[stsb]",
+                                                f"probes.degradation_settings.stsb.{setting}",
+                                                f"probes.degradation_settings.stsb.splits={splits}"))
 
 
 def test_tiny_training_run_records_degradation_keys(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ftaudit.errors import DataError
-from ftaudit.models.loading import load_token_classifier, load_tokenizer
+from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.probes.stsb import mean_pooled_embeddings, read_stsb, similarity_spearman
 from tests.conftest import compose_config
 from tests.probes.test_degradation import LABELS, STSB_ROWS, write_stsb
@@ -37,7 +37,7 @@ def test_a_short_row_is_a_data_error_naming_file_and_line(tmp_path):
 def tiny_encoder_and_tokenizer():
     cfg = compose_config("model=tiny")
     torch.manual_seed(0)
-    return load_token_classifier(cfg.model, LABELS).eval().base_model, load_tokenizer(cfg.model)
+    return load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval().base_model, load_tokenizer(cfg.model)
 
 
 def test_mean_pooling_ignores_padding():
@@ -64,6 +64,6 @@ def test_base_minilm_reproduces_the_published_stsb_figure():
     if not test_file.is_file():
         pytest.skip("real STS-B not available: set STSB_DIR to a folder with sts-test.csv")
     cfg = compose_config("model=minilm")
-    encoder = load_token_classifier(cfg.model, LABELS).eval().base_model
+    encoder = load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval().base_model
     score = similarity_spearman(encoder, load_tokenizer(cfg.model), read_stsb(test_file), batch_size=64, max_length=256)
     assert abs(score - PUBLISHED_MINILM_STSB) <= 0.5, score

@@ -9,12 +9,22 @@ from pathlib import Path
 import yaml
 
 FAIRNESS_GROUPS = ("black_female", "black_male", "white_female", "white_male")
+# What the producers of these keys declare (split, higher is better), as a run writes it to metrics_info.json.
+DECLARED = {"task/test_f1": ("test", True), "task/val_f1": ("validation", True), "degradation/stsb/drop": ("test", False),
+            "degradation/cka/drop": ("test", False), "resource/train_seconds": (None, False),
+            "fairness/names/recall_gap": ("test", False), "fairness/names/recall_gap_p_value": ("test", None)}
+
+
+def declaration(key: str) -> dict:
+    split, higher = DECLARED.get(key, ("test", True) if key.endswith("/recall") else (None, None))
+    return {"split": split, "higher_is_better": higher}
 
 
 def write_run(run_dir: Path, config: dict, metrics: dict[str, float]) -> Path:
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (run_dir / "metrics_info.json").write_text(json.dumps({key: declaration(key) for key in metrics}, sort_keys=True))
     (run_dir / ".hydra").mkdir()
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))  # Hydra's copy: not a run record
     return run_dir

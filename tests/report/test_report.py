@@ -17,7 +17,7 @@ import yaml
 
 from ftaudit.report.__main__ import main
 from ftaudit.report.records import find_runs
-from ftaudit.report.table import default_group_keys, direction
+from ftaudit.report.table import default_group_keys
 from tests.report.synthetic import make_sweep, run_config, write_run
 
 LEARNING_RATES = [5e-5, 1e-4, 2e-4]
@@ -78,14 +78,23 @@ def test_best_per_column_is_bold_in_the_right_direction(tmp_path):
     assert not (tmp_path / "out" / "table.csv").exists()
 
 
-@pytest.mark.parametrize("metric, better", [
-    ("task/test_f1", "max"), ("task/test_f1_PER", "max"), ("degradation/stsb/drop", "min"),
-    ("degradation/cka/drop", "min"), ("degradation/cka/mean", "max"), ("resource/train_seconds", "min"),
-    ("resource/train_tokens_per_second", "max"), ("resource/energy_kwh", "min"), ("fairness/names/recall_gap", "min"),
-    ("fairness/names/recall_ratio", "max"), ("degradation/stsb/base", None), ("resource/train_tokens", None),
-])
-def test_direction_of_known_metrics(metric, better):
-    assert direction(metric) == better
+def test_direction_is_what_the_runs_declared_never_guessed_from_the_name(tmp_path):
+    """A p-value of a gap and an is-estimate flag name no direction, whatever their words say; a run recorded before
+    metrics were declared (no metrics_info.json) gets no bold either."""
+    values = {"fairness/names/recall_gap_p_value": (0.01, 0.5), "resource/energy_is_estimate": (0.0, 1.0),
+              "fairness/names/recall_gap": (0.2, 0.1)}
+    for index, lr in enumerate((1e-4, 2e-4)):
+        run_dir = tmp_path / "runs" / str(lr)
+        write_run(run_dir, run_config(lr, 1, run_dir), {key: pair[index] for key, pair in values.items()})
+    old_run = tmp_path / "old" / "0"
+    write_run(old_run, run_config(3e-4, 1, old_run), {"task/extra_score": 1.0})
+    (old_run / "metrics_info.json").unlink()
+    report(tmp_path / "runs", tmp_path / "old", "--out", tmp_path / "out", "--format", "md", "--metrics", "**")
+    header, _, *body = (tmp_path / "out" / "table.md").read_text().splitlines()
+    assert header == ("| optimizer.lr | n | fairness/names/recall_gap ↓ | fairness/names/recall_gap_p_value | "
+                      "resource/energy_is_estimate | task/extra_score |")
+    assert body[0] == "| 0.0001 | 1 | 0.2000 | 0.0100 | 0.000 | — |"
+    assert body[1] == "| 0.0002 | 1 | **0.1000** | 0.5000 | 1.000 | — |"
 
 
 def test_output_is_byte_identical_on_rerun(sweep, tmp_path):

@@ -5,7 +5,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from hydra import initialize_config_dir
+from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
@@ -13,7 +13,10 @@ from ftaudit.config import CONFIG_DIR
 import ftaudit.sweep.trials
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
+from ftaudit.sweep.run import check_objectives
+from ftaudit.sweep.study import read_settings
 from ftaudit.sweep.trials import SweepStopped, as_hydra_job, compose_run_config
+from ftaudit.tasks import build_task
 from tests.conftest import REPO
 from tests.sweep.conftest import read_trials
 
@@ -44,7 +47,7 @@ def test_a_broken_sweep_stops_after_max_failures_with_one_line(sweep):
               "+sweep.space.optimizer.lr={type:categorical,choices:[-1.0]}")
     message = str(caught.value)
     assert message.startswith("sweep stopped: 2 trials failed (sweep.max_failures=2); last, trial 1: ConfigError: "
-                              "optimizer.lr=-1.0 must be > 0") and "\n" not in message
+                              "optimizer.lr=-1.0: must be greater than 0") and "\n" not in message
     study_trials = read_trials(Path(message.split("traceback in ")[1].rstrip(")")).parents[2])
     assert [t["state"] for t in study_trials] == ["FAIL", "FAIL"]
 
@@ -57,9 +60,10 @@ def test_config_errors_of_the_sweep_stop_it_before_any_trial(sweep, tmp_path):
     assert not (tmp_path / "sweep" / "trials").exists()
 
 
-def test_an_objective_the_run_does_not_record_stops_the_sweep(sweep):
-    with pytest.raises(ConfigError, match="sweep.objectives names degradation/stsb/drop, which the run did not record"):
+def test_an_objective_the_run_does_not_record_stops_the_sweep_before_any_trial(sweep, tmp_path):
+    with pytest.raises(ConfigError, match="degradation/stsb/drop is not a metric the runs record"):
         sweep("sweep.n_trials=2", "sweep.objectives=[task/val_f1:max,degradation/stsb/drop:min]")
+    assert not (tmp_path / "sweep" / "trials").exists()
 
 
 def test_multi_objective_writes_a_pareto_front_without_pruning(sweep, capsys):
@@ -96,3 +100,31 @@ def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     assert metrics["task/val_f1"] == study.best_value
     recorded = json.loads((sweep_dir / "trials" / str(study.best_trial.number) / "metrics.json").read_text())
     assert recorded["task/test_f1"] == metrics["task/test_f1"]
+
+
+@pytest.mark.parametrize("objective, extra", [("task/test_f1", []), ("wise/1/task/test_f1", ["method=wise"]),
+                                              ("fairness/names/recall_gap", ["probes.fairness.enabled=true"]),
+                                              ("degradation/stsb/drop", ["probes.degradation=[stsb]"])])
+def test_objectives_measured_on_test_data_are_refused_before_any_trial(sweep, tmp_path, objective, extra):
+    """The declaration of each metric decides (not its name): every test-split metric is refused, whatever its key."""
+    with pytest.raises(ConfigError, match=f"{objective} is measured on test data; select on validation"):
+        sweep(f"sweep.objectives=[{objective}:min]", *extra)
+    assert not (tmp_path / "sweep" / "trials").exists()
+
+
+def test_validation_twins_of_the_probes_are_accepted_as_objectives():
+    overrides = ["model=tiny", "probes.degradation=[stsb,weights]", "probes.degradation_settings.stsb.splits=[test,validation]",
+                 "probes.fairness.splits=[validation]", "method=wise"]
+    accepted = ["task/val_f1:max", "degradation/stsb_val/drop:min", "fairness/names_val/recall_gap:min",
+                "degradation/weights/drop:min", "wise/0.5/task/val_f1:max", "resource/train_seconds:min"]
+
+    def check(objectives: list[str]) -> None:
+        cfg = compose("sweep", overrides=[*overrides, f"sweep.objectives=[{','.join(objectives)}]"])
+        check_objectives(read_settings(cfg.sweep, build_task(cfg.task)), overrides)
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        check(accepted)
+        with pytest.raises(ConfigError, match="degradation/nothing/drop is not a metric the runs record"):
+            check(["degradation/nothing/drop:min"])
+    GlobalHydra.instance().clear()

@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from ftaudit.errors import ConfigError, UserError
+from ftaudit.metrics import MetricSpec
 
 
 class FineTuningMethod:
@@ -55,6 +56,12 @@ class FineTuningMethod:
             path = Path(directory) / "trained.safetensors"
             save_file(trained, str(path))
             return path.stat().st_size
+
+    def metric_specs(self, run_specs: list[MetricSpec]) -> list[MetricSpec]:
+        """The split and direction of the keys ``metrics`` and ``evaluate`` return, given the declarations of the
+        rest of the run's (``run_specs``: the task's, the probes', the resources')."""
+        return [MetricSpec("method/trainable_params", None, None), MetricSpec("method/trainable_fraction", None, None),
+                MetricSpec("method/adapter_mb", None, "min")]
 
     def evaluate(self, ctx) -> dict[str, float]:
         """Measurements after the test pass and the probes, given the probes' ``ProbeContext`` (e.g. WiSE-FT's curve)."""

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from ftaudit.errors import ConfigError
-from ftaudit.evaluation import entity_scores
 from ftaudit.methods.base import FineTuningMethod
-from ftaudit.models.predict import predict_tags
-from ftaudit.probes.base import ProbeContext, build_probes, run_probes
+from ftaudit.metrics import MetricSpec
+from ftaudit.probes.base import ProbeContext, run_probes
+from ftaudit.probes.degradation import build_degradation_probes
 from ftaudit.tracking.record import atomic_save_figure
 
 PLOT_FILE = "wise.png"
@@ -58,9 +58,14 @@ class WiSEFT(FineTuningMethod):
             raise ConfigError(f"method.splits has {sorted(unknown)}; choose from {sorted(SPLIT_KEYS)}")
         self.alphas, self.splits = sorted(float(a) for a in alphas), list(splits)
 
+    def metric_specs(self, run_specs: list[MetricSpec]) -> list[MetricSpec]:
+        """Besides the method figures, every task score and degradation figure again at each mixing weight."""
+        return [*super().metric_specs(run_specs), *(spec.under("wise/*/") for spec in run_specs),
+                MetricSpec("wise/seconds", None, "min")]
+
     def evaluate(self, ctx: ProbeContext) -> dict[str, float]:
         started = time.perf_counter()
-        probes = [probe for probe in build_probes(ctx.cfg) if probe.kind == "degradation"]
+        probes = build_degradation_probes(ctx.cfg)
         metrics = {}
         for alpha in self.alphas:
             mixed = interpolate(ctx.model, ctx.base_state, alpha)
@@ -74,16 +79,13 @@ class WiSEFT(FineTuningMethod):
         return metrics
 
     def task_scores(self, model: torch.nn.Module, ctx: ProbeContext) -> dict[str, float]:
-        tokenizer = ctx.tokenizer
+        """The task's headline score and its calibration on each split, as the test pass computes them."""
+        module = ctx.task.module(model, ctx.cfg.optimizer, ctx.datamodule)
         scores = {}
         for split in self.splits:
-            sentences = ctx.datamodule.splits[split].sentences
-            predicted = predict_tags(model, tokenizer, sentences, ctx.datamodule.labels,
-                                     batch_size=ctx.cfg.data.eval_batch_size,
-                                     # the windows training used
-                                     max_length=min(ctx.cfg.data.max_length or tokenizer.model_max_length,
-                                                    tokenizer.model_max_length))
-            scores[f"task/{SPLIT_KEYS[split]}_f1"] = entity_scores([s.tags for s in sentences], predicted)["f1"]
+            measured = module.evaluate(split, ctx.autocast)
+            for score in (ctx.task.headline, "ece"):
+                scores[f"task/{SPLIT_KEYS[split]}_{score}"] = measured[score]
         return scores
 
 

@@ -1,4 +1,4 @@
-"""Loading tokenizers and token classifiers from local paths, installed packages or the hub."""
+"""Loading tokenizers and classifiers from local paths, installed packages or the hub."""
 
 from __future__ import annotations
 
@@ -47,11 +47,13 @@ def load_tokenizer(model_cfg):
     return tokenizer
 
 
-def load_token_classifier(model_cfg, labels: list[str]):
-    """A pretrained encoder with a fresh classification head, or (``random_init``) a model built from a config; in
-    eval mode."""
-    from transformers import AutoConfig, AutoModelForTokenClassification
+def load_classifier(model_cfg, head: str, labels: list[str]):
+    """A pretrained encoder with a fresh classification head (``head``: a transformers auto class, e.g.
+    ``AutoModelForTokenClassification``), or (``random_init``) a model built from a config; in eval mode."""
+    import transformers
+    from transformers import AutoConfig
 
+    auto_class = getattr(transformers, head)
     source = resolve_source(model_cfg.name_or_path)
     label_maps = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                   "label2id": {label: i for i, label in enumerate(labels)}}
@@ -59,9 +61,9 @@ def load_token_classifier(model_cfg, labels: list[str]):
         if model_cfg.random_init:
             overrides = OmegaConf.to_container(model_cfg.random_init, resolve=True)
             config = AutoConfig.from_pretrained(source, **overrides, **label_maps)
-            model = AutoModelForTokenClassification.from_config(config)
+            model = auto_class.from_config(config)
         else:
-            model = AutoModelForTokenClassification.from_pretrained(source, **label_maps)
+            model = auto_class.from_pretrained(source, **label_maps)
     except OSError as err:
         raise _unreachable("model", source, err) from None
     if model_cfg.dropout is not None:

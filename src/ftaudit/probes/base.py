@@ -1,23 +1,29 @@
-"""The probe interface: measure a fine-tuned model (and its untouched base) and return flat metrics."""
+"""The probe interface: measure a fine-tuned model (and its untouched base) and return flat, declared metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from omegaconf import DictConfig
+
+from ftaudit.metrics import MetricSpec
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ProbeContext:
-    """Everything a probe may read. ``model`` is the fine-tuned token classifier in eval mode."""
+    """Everything a probe may read. ``model`` is the fine-tuned classifier in eval mode; ``precision`` the run's
+    (e.g. ``bf16-mixed``) and ``autocast`` the context its test pass ran under, for every other inference too."""
 
     cfg: DictConfig
     model: torch.nn.Module
@@ -26,6 +32,9 @@ class ProbeContext:
     datamodule: object
     run_dir: Path
     device: torch.device
+    precision: str = "32-true"
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    task: object = None  # the run's ftaudit.tasks.base.Task
 
     def base_model(self) -> torch.nn.Module:
         """A copy of the fine-tuned architecture holding the untouched pre-fine-tuning weights."""
@@ -37,10 +46,15 @@ class ProbeContext:
 class Probe(ABC):
     kind: str  # the key prefix: "degradation", "fairness", ...
     name: str
+    data_files: list[Path] = []  # the files it reads, recorded with their hashes in env.json
 
     def skip_reason(self, ctx: ProbeContext) -> str | None:
         """Why this probe does not apply to the model (recorded, never an error); None if it applies."""
         return None
+
+    @abstractmethod
+    def metric_specs(self) -> list[MetricSpec]:
+        """The split and direction of every key ``measure`` returns."""
 
     @abstractmethod
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
@@ -48,25 +62,36 @@ class Probe(ABC):
 
 
 def run_probes(probes: list[Probe], ctx: ProbeContext) -> tuple[dict[str, float], dict[str, str]]:
-    """All probes' metrics plus each one's wall time; skipped probes and their reasons on the side."""
+    """All probes' metrics plus each one's wall time; skipped probes and their reasons on the side.
+
+    A probe that cannot produce a finite number for every key is skipped with that reason: a NaN is never recorded.
+    """
     metrics, skipped = {}, {}
     for probe in probes:
         key = f"{probe.kind}/{probe.name}"
         started = time.perf_counter()  # deciding whether it applies may load things (e.g. an MLM head): part of the cost
         reason = probe.skip_reason(ctx)
+        if not reason:
+            with torch.inference_mode():
+                measured = probe.measure(ctx)
+            non_finite = sorted(name for name, value in measured.items() if not math.isfinite(value))
+            reason = f"non-finite values for {', '.join(non_finite)}" if non_finite else None
         if reason:
             skipped[key] = reason
             log.info("probe %s skipped: %s", key, reason)
             continue
-        with torch.inference_mode():
-            metrics.update(probe.measure(ctx))
+        metrics.update(measured)
         metrics[f"resource/probe_seconds/{key}"] = time.perf_counter() - started
     return metrics, skipped
 
 
-def build_probes(cfg: DictConfig) -> list[Probe]:
-    """The probes the ``probes`` config group selects, in order."""
+def probe_metric_specs(probes: list[Probe]) -> list[MetricSpec]:
+    return [spec for probe in probes for spec in probe.metric_specs()]
+
+
+def build_probes(cfg: DictConfig, task) -> list[Probe]:
+    """The probes the ``probes`` config group selects, in order: degradation, then the task's fairness probe."""
     from ftaudit.probes.degradation import build_degradation_probes
     from ftaudit.probes.fairness import build_fairness_probes
 
-    return [*build_degradation_probes(cfg), *build_fairness_probes(cfg)]
+    return [*build_degradation_probes(cfg), *build_fairness_probes(cfg, task)]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Callable
+
 import torch
 
 from ftaudit.errors import ConfigError
+from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.degradation import DegradationProbe, comparison
+from ftaudit.probes.degradation import DegradationProbe, comparison, comparison_specs
 from ftaudit.probes.text import text_batches, wikitext_sentences
 
 
@@ -16,13 +20,15 @@ def layer_names(hidden_state_count: int) -> list[str]:
 
 
 @torch.inference_mode()
-def token_states(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int) -> dict[str, torch.Tensor]:
+def token_states(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int,
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, torch.Tensor]:
     """Each layer's hidden states of every non-pad token, as one (tokens, hidden) matrix per layer, in a fixed order."""
     device = next(encoder.parameters()).device
     per_layer: list[list[torch.Tensor]] = []
     for _, batch in text_batches(tokenizer, texts, batch_size, max_length):
         batch = {key: value.to(device) for key, value in batch.items()}
-        hidden_states = encoder(**batch, output_hidden_states=True).hidden_states
+        with autocast():
+            hidden_states = encoder(**batch, output_hidden_states=True).hidden_states
         is_token = batch["attention_mask"].bool()
         per_layer = per_layer or [[] for _ in hidden_states]
         for rows, states in zip(per_layer, hidden_states):
@@ -42,19 +48,25 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 class CKAProbe(DegradationProbe):
-    name = "cka"
+    base_name = "cka"
     data = ("WikiText-2", "WIKITEXT2_DIR", "data/wikitext2")
+    split_files = {"test": "wiki.test.raw", "validation": "wiki.valid.raw"}
 
     def __init__(self, settings, *args):
         super().__init__(settings, *args)
         if settings.sentences < 2:
             raise ConfigError(f"probes.degradation_settings.cka.sentences={settings.sentences} must be >= 2")
 
+    def metric_specs(self) -> list[MetricSpec]:
+        return [*comparison_specs(self.name, self.split),
+                *(MetricSpec(f"degradation/{self.name}/{layer}", self.split, "max") for layer in ("embeddings", "layer_*"))]
+
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         texts = wikitext_sentences(self.data_file(), self.settings.sentences, self.settings.seed)
 
         def states(model) -> dict[str, torch.Tensor]:
-            return token_states(model.base_model, ctx.tokenizer, texts, self.batch_size, self.settings.max_length)
+            return token_states(model.base_model, ctx.tokenizer, texts, self.batch_size, self.settings.max_length,
+                                ctx.autocast)
 
         base = self.cached_base(ctx, lambda: states(ctx.base_model()), tensors=True)
         per_layer = {name: linear_cka(base[name], finetuned) for name, finetuned in states(ctx.model).items()}

@@ -14,7 +14,8 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError, DataError
-from ftaudit.paths import find_data
+from ftaudit.metrics import MetricSpec
+from ftaudit.paths import DataNotFound, find_data
 from ftaudit.probes.base import Probe, ProbeContext
 from ftaudit.probes.cache import BaseResultCache, cache_directory, file_sha256, tokenizer_sha256, weights_sha256
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to any probe's measuring code changes its numbers: it invalidates every cached base result.
 MEASURE_VERSION = 1
+SPLIT_SUFFIX = {"test": "", "validation": "_val"}  # degradation/stsb/... on test, degradation/stsb_val/... on validation
 
 
 def comparison(name: str, base: float, finetuned: float, higher_is_better: bool = True) -> dict[str, float]:
@@ -29,6 +31,13 @@ def comparison(name: str, base: float, finetuned: float, higher_is_better: bool 
     drop = base - finetuned if higher_is_better else finetuned - base
     return {f"degradation/{name}/base": float(base), f"degradation/{name}/finetuned": float(finetuned),
             f"degradation/{name}/drop": float(drop)}
+
+
+def comparison_specs(name: str, split: str | None, higher_is_better: bool = True) -> list[MetricSpec]:
+    """The declarations of ``comparison``'s keys: base and fine-tuned scores point the score's way; a drop is worse."""
+    better = "max" if higher_is_better else "min"
+    return [MetricSpec(f"degradation/{name}/base", split, better), MetricSpec(f"degradation/{name}/finetuned", split, better),
+            MetricSpec(f"degradation/{name}/drop", split, "min")]
 
 
 class BaseIdentity:
@@ -47,42 +56,55 @@ class BaseIdentity:
 
 
 class DegradationProbe(Probe):
-    """A probe with (optionally) a data file found like the task data and a cached base-model side."""
+    """A probe with (optionally) a data file per split, found like the task data, and a cached base-model side.
+
+    One instance measures one ``split`` of its data: ``degradation/<name>/...`` on test, ``<name>_val`` on
+    validation. A data folder the user gave must exist and hold the split's file (checked when the probe is
+    built, before training); with none given and none in the default place, the probe is skipped.
+    """
 
     kind = "degradation"
+    base_name: str
     data: tuple[str, str, str] | None = None  # (what, env var, repo default) of the data folder, if any
+    split_files: dict[str, str] = {}  # split -> its file in that folder
 
-    def __init__(self, settings: DictConfig, batch_size: int, cache: BaseResultCache, identity: BaseIdentity):
-        self.settings, self.batch_size, self.cache, self.identity = settings, batch_size, cache, identity
+    def __init__(self, settings: DictConfig, split: str | None, batch_size: int, cache: BaseResultCache,
+                 identity: BaseIdentity):
+        self.settings, self.split, self.batch_size, self.cache, self.identity = settings, split, batch_size, cache, identity
+        self.name = self.base_name + SPLIT_SUFFIX.get(split, "")
+        self.missing = None
+        found = self.find_data_file() if self.data else None
+        self.data_files = [found] if found else []
 
-    def data_file_name(self) -> str:
-        return self.settings.file
-
-    def data_file(self) -> Path:
+    def find_data_file(self) -> Path | None:
         what, env_var, default = self.data
-        path = find_data(what, self.settings.dir, env_var, default) / self.data_file_name()
+        key = f"probes.degradation_settings.{self.base_name}.dir"
+        try:
+            folder = find_data(what, self.settings.dir, env_var, default, key)
+        except DataNotFound as err:
+            self.missing = str(err)
+            return None
+        path = folder / self.split_files[self.split]
         if not path.is_file():
-            raise DataError(f"{what} file {path} not found; point probes.degradation_settings.{self.name}.dir "
-                            f"or ${env_var} at the {what} folder")
+            raise DataError(f"{what} {self.split} file {path} not found; point {key} or ${env_var} at the {what} folder")
         return path
 
+    def data_file(self) -> Path:
+        return self.data_files[0]
+
     def skip_reason(self, ctx: ProbeContext) -> str | None:
-        if self.data is None:
-            return None
-        try:
-            self.data_file()
-        except DataError as err:
-            log.warning("degradation probe %s skipped: %s", self.name, err)
-            return str(err)
-        return None
+        if self.missing:
+            log.warning("degradation probe %s skipped: %s", self.name, self.missing)
+        return self.missing
 
     def cached_base(self, ctx: ProbeContext, compute: Callable[[], dict], tensors: bool = False,
                     extra: dict | None = None) -> dict:
-        """The base side from the cache, keyed by base identity, this probe's settings, its data and ``extra``."""
-        settings = {k: v for k, v in OmegaConf.to_container(self.settings, resolve=True).items() if k != "dir"}
-        key = {"probe": self.name, "version": MEASURE_VERSION, "model": self.identity(ctx), "settings": settings,
-               "batch_size": self.batch_size, "data": file_sha256(self.data_file()) if self.data else None,
-               **(extra or {})}
+        """The base side from the cache, keyed by base identity, this probe's settings and split, its data, the
+        device and precision it is measured in, and ``extra``."""
+        settings = {k: v for k, v in OmegaConf.to_container(self.settings, resolve=True).items() if k not in ("dir", "splits")}
+        key = {"probe": self.base_name, "split": self.split, "version": MEASURE_VERSION, "model": self.identity(ctx),
+               "settings": settings, "batch_size": self.batch_size, "device": ctx.device.type,
+               "precision": ctx.precision, "data": file_sha256(self.data_file()) if self.data else None, **(extra or {})}
         return self.cache.get_or_compute(self.name, key, compute, tensors)
 
 
@@ -93,11 +115,12 @@ def probe_classes() -> dict[str, type[DegradationProbe]]:
     from ftaudit.probes.stsb import StsbProbe
     from ftaudit.probes.weights import WeightDistanceProbe
 
-    return {probe.name: probe for probe in (StsbProbe, MaskedLMProbe, CKAProbe, WeightDistanceProbe)}
+    return {probe.base_name: probe for probe in (StsbProbe, MaskedLMProbe, CKAProbe, WeightDistanceProbe)}
 
 
 def build_degradation_probes(cfg: DictConfig) -> list[Probe]:
-    """The probes ``probes.degradation`` names, in its order, configured by ``probes.degradation_settings``."""
+    """The probes ``probes.degradation`` names, in its order, each once per split of its ``splits`` setting (a probe
+    without data, e.g. ``weights``, once), configured by ``probes.degradation_settings``."""
     classes = probe_classes()
     names = list(cfg.probes.degradation or [])
     unknown = [name for name in names if name not in classes]
@@ -105,5 +128,13 @@ def build_degradation_probes(cfg: DictConfig) -> list[Probe]:
         raise ConfigError(f"probes.degradation: unknown probe(s) {unknown}; choose from {sorted(classes)}")
     settings = cfg.probes.degradation_settings
     cache, identity = BaseResultCache(cache_directory(settings.cache_dir)), BaseIdentity()
-    return [classes[name](settings.get(name) or OmegaConf.create({}), settings.batch_size, cache, identity)
-            for name in names]
+    probes = []
+    for name in names:
+        probe_settings, probe_class = settings.get(name) or OmegaConf.create({}), classes[name]
+        splits = list(probe_settings.get("splits") or []) if probe_class.data else [None]
+        bad = [split for split in splits if split not in probe_class.split_files] if probe_class.data else []
+        if bad or not splits:
+            raise ConfigError(f"probes.degradation_settings.{name}.splits={splits} must list "
+                              f"{' and/or '.join(probe_class.split_files)}")
+        probes += [probe_class(probe_settings, split, settings.batch_size, cache, identity) for split in splits]
+    return probes

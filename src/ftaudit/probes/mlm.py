@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Callable
 
 import torch
 
 from ftaudit.errors import ConfigError
+from ftaudit.metrics import MetricSpec
 from ftaudit.models.loading import resolve_source
 from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.cache import weights_sha256
-from ftaudit.probes.degradation import DegradationProbe, comparison
+from ftaudit.probes.degradation import DegradationProbe, comparison, comparison_specs
 from ftaudit.probes.text import text_batches, wikitext_sentences
 
 
@@ -35,7 +38,8 @@ def choose_masked(candidates: torch.Tensor, ratio: float, generator: torch.Gener
 
 @torch.inference_mode()
 def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int, max_length: int, ratio: float,
-                        seed: int) -> dict[str, float]:
+                        seed: int, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                        ) -> dict[str, float]:
     """Accuracy (%) of the top prediction at the masked positions, and exp(mean negative log-likelihood) there."""
     device = next(masked_lm.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -45,7 +49,8 @@ def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int,
         input_ids = batch["input_ids"]
         masked = choose_masked(batch["attention_mask"].bool() & ~torch.isin(input_ids, special_ids), ratio, generator)
         inputs = input_ids.masked_fill(masked, tokenizer.mask_token_id)
-        logits = masked_lm(input_ids=inputs.to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        with autocast():
+            logits = masked_lm(input_ids=inputs.to(device), attention_mask=batch["attention_mask"].to(device)).logits
         log_probs = logits[masked.to(device)].float().log_softmax(-1)
         targets = input_ids[masked].to(device)
         correct += int((log_probs.argmax(-1) == targets).sum())
@@ -55,8 +60,9 @@ def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int,
 
 
 class MaskedLMProbe(DegradationProbe):
-    name = "mlm"
+    base_name = "mlm"
     data = ("WikiText-2", "WIKITEXT2_DIR", "data/wikitext2")
+    split_files = {"test": "wiki.test.raw", "validation": "wiki.valid.raw"}
 
     def __init__(self, settings, *args):
         super().__init__(settings, *args)
@@ -82,6 +88,10 @@ class MaskedLMProbe(DegradationProbe):
         self.masked_lm = masked_lm.to(ctx.device)
         return None
 
+    def metric_specs(self) -> list[MetricSpec]:
+        return [*comparison_specs(self.name, self.split),
+                *comparison_specs(f"{self.name}/pseudo_perplexity", self.split, higher_is_better=False)]
+
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         settings = self.settings
         texts = wikitext_sentences(self.data_file(), settings.sentences, settings.seed)
@@ -91,7 +101,7 @@ class MaskedLMProbe(DegradationProbe):
             # The pretrained head on top of the given encoder (tied input/output embeddings move with it).
             self.masked_lm.base_model.load_state_dict(encoder_state)
             return masked_token_scores(self.masked_lm, ctx.tokenizer, texts, self.batch_size, settings.max_length,
-                                       settings.mask_ratio, settings.seed)
+                                       settings.mask_ratio, settings.seed, ctx.autocast)
 
         base_encoder = {name[len(prefix) :]: value for name, value in ctx.base_state.items() if name.startswith(prefix)}
         base = self.cached_base(ctx, lambda: scores(base_encoder), extra={"head_weights": self.head_identity})

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from scipy.stats import spearmanr
 
 from ftaudit.errors import DataError
+from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.degradation import DegradationProbe, comparison
+from ftaudit.probes.degradation import DegradationProbe, comparison, comparison_specs
 from ftaudit.probes.text import text_batches
 
 
@@ -44,23 +47,26 @@ def read_stsb(path: Path) -> SimilarityPairs:
 
 
 @torch.inference_mode()
-def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int) -> torch.Tensor:
+def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int,
+                           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> torch.Tensor:
     """One vector per text: the last hidden states averaged over its real (attention-masked) tokens."""
     device = next(encoder.parameters()).device
     embeddings = torch.empty(len(texts), encoder.config.hidden_size)
     for indices, batch in text_batches(tokenizer, texts, batch_size, max_length):
         batch = {key: value.to(device) for key, value in batch.items()}
-        hidden = encoder(**batch).last_hidden_state.float()
+        with autocast():
+            hidden = encoder(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         embeddings[indices] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
     return embeddings
 
 
-def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: int, max_length: int) -> float:
+def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: int, max_length: int,
+                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> float:
     """Spearman x 100 between the pairs' embedding cosine similarities and their gold scores."""
     texts = list(dict.fromkeys(pairs.first + pairs.second))  # each distinct sentence encoded once
     position = {text: index for index, text in enumerate(texts)}
-    embeddings = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size, max_length)
+    embeddings = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size, max_length, autocast)
     first = embeddings[[position[text] for text in pairs.first]]
     second = embeddings[[position[text] for text in pairs.second]]
     cosine = torch.nn.functional.cosine_similarity(first, second).numpy()
@@ -68,17 +74,19 @@ def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: 
 
 
 class StsbProbe(DegradationProbe):
-    name = "stsb"
+    base_name = "stsb"
     data = ("STS-B", "STSB_DIR", "data/stsb")
+    split_files = {"test": "sts-test.csv", "validation": "sts-dev.csv"}
 
-    def data_file_name(self) -> str:
-        return f"sts-{self.settings.split}.csv"
+    def metric_specs(self) -> list[MetricSpec]:
+        return comparison_specs(self.name, self.split)
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         pairs = read_stsb(self.data_file())
 
         def spearman(model) -> float:
-            return similarity_spearman(model.base_model, ctx.tokenizer, pairs, self.batch_size, self.settings.max_length)
+            return similarity_spearman(model.base_model, ctx.tokenizer, pairs, self.batch_size, self.settings.max_length,
+                                       ctx.autocast)
 
         base = self.cached_base(ctx, lambda: {"spearman": spearman(ctx.base_model())})
         return comparison(self.name, base["spearman"], spearman(ctx.model))

@@ -9,7 +9,8 @@ from collections import defaultdict
 import torch
 
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.degradation import DegradationProbe, comparison
+from ftaudit.metrics import MetricSpec
+from ftaudit.probes.degradation import DegradationProbe, comparison, comparison_specs
 
 # Transformer blocks are numbered from 0 in parameter names (BERT/RoBERTa "encoder.layer.3.", GPT "h.3.").
 BLOCK_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
@@ -38,7 +39,12 @@ def relative_distances(base: dict[str, torch.Tensor], finetuned: dict[str, torch
 
 
 class WeightDistanceProbe(DegradationProbe):
-    name = "weights"
+    base_name = "weights"
+
+    def metric_specs(self) -> list[MetricSpec]:
+        # No data: a distance in weight space, measured on no split.
+        return [*comparison_specs(self.name, None, higher_is_better=False),
+                *(MetricSpec(f"degradation/{self.name}/{group}", None, "min") for group in ("embeddings", "layer_*"))]
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         prefix = ctx.model.base_model_prefix + "."

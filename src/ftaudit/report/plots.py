@@ -60,7 +60,7 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, pat
         axes.errorbar(x.mean, y.mean, xerr=x.std or 0.0, yerr=y.std or 0.0, fmt="o", capsize=3)
         axes.annotate(group_label(group, group_keys), (x.mean, y.mean), textcoords="offset points", xytext=(5, 5),
                       fontsize=8)
-    x_better = direction(x_metric) or "min"
+    x_better = direction(groups, x_metric) or "min"
     points = [(x.mean, y.mean) for _, x, y in shown]
     front = pareto_front(points, x_better)
     # The staircase bounds what the front's groups dominate: better x and better y.

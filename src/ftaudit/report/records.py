@@ -20,6 +20,7 @@ class RunRecord:
     path: Path
     config: dict  # flattened, dotted keys
     metrics: dict[str, float]
+    declared: dict[str, dict]  # metric -> {"split": ..., "higher_is_better": ...}, as the run declared it
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -35,16 +36,18 @@ def flatten(node, prefix: str = "") -> dict:
 
 
 def read_run(path: Path) -> RunRecord:
+    info = path / "metrics_info.json"  # runs recorded before metrics declared their direction have none
     try:
         metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
         config = yaml.load((path / "config.yaml").read_text(encoding="utf-8"), Loader=YamlLoader) or {}
+        declared = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise DataError(f"unreadable run record in {path}: {err.__class__.__name__}: {str(err).splitlines()[0]}") from None
-    if not isinstance(metrics, dict) or not isinstance(config, dict):
-        raise DataError(f"{path}: metrics.json and config.yaml must each hold one mapping")
+    if not all(isinstance(part, dict) for part in (metrics, config, declared)):
+        raise DataError(f"{path}: metrics.json, config.yaml and metrics_info.json must each hold one mapping")
     numeric = {key: float(value) for key, value in metrics.items()
                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
-    return RunRecord(path, flatten(config), numeric)
+    return RunRecord(path, flatten(config), numeric, declared)
 
 
 def find_runs(roots: list[Path]) -> list[RunRecord]:

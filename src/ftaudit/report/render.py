@@ -59,7 +59,7 @@ def rows(groups: list[Group], group_keys: list[str], metrics: list[str], plus_mi
 
 
 def to_markdown(groups: list[Group], group_keys: list[str], metrics: list[str]) -> str:
-    header = [*(group_keys or ["runs"]), "n", *(f"{metric} {ARROWS[direction(metric)][0]}".rstrip() for metric in metrics)]
+    header = [*(group_keys or ["runs"]), "n", *(f"{metric} {ARROWS[direction(groups, metric)][0]}".rstrip() for metric in metrics)]
     body = rows(groups, group_keys, metrics, " ± ", lambda text: f"**{text}**")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < len(header) - len(metrics) else "---:"
                                                                for i in range(len(header))) + "|"]
@@ -74,7 +74,7 @@ def latex_escape(text: str) -> str:
 def to_latex(groups: list[Group], group_keys: list[str], metrics: list[str]) -> str:
     labels = group_keys or ["runs"]
     header = [*(latex_escape(key) for key in labels), "$n$",
-              *(f"{latex_escape(metric)} {ARROWS[direction(metric)][1]}".rstrip() for metric in metrics)]
+              *(f"{latex_escape(metric)} {ARROWS[direction(groups, metric)][1]}".rstrip() for metric in metrics)]
     body = rows(groups, group_keys, metrics, " $\\pm$ ", lambda text: f"\\textbf{{{text}}}")
     escaped = [[latex_escape(text) for text in row[: len(labels) + 1]] + [text.replace("—", "--") for text in row[len(labels) + 1 :]]
                for row in body]

@@ -14,23 +14,16 @@ from ftaudit.report.records import RunRecord
 NOT_GROUP_KEYS = re.compile(r"^(seed|trainer\.progress_bar|logger\..*)$")
 DEFAULT_METRICS = ("task/test_f1", "task/val_f1", "degradation/*/drop", "fairness/*/recall_gap",
                    "resource/train_seconds", "resource/*kwh*")
-# Which way is better, read from a metric's last path segment first (so degradation/cka/drop is a drop, lower
-# better), else from its whole key. The first matching rule wins; a metric matching none gets no bold.
-DIRECTION_RULES = (
-    (re.compile(r"per_second|throughput"), "max"),
-    (re.compile(r"drop|gap|loss|perplexity|distance|seconds|time|kwh|energy|co2|emission|memory|rss|bytes|flops|padding"),
-     "min"),
-    (re.compile(r"f1|precision|recall|accuracy|spearman|pearson|ratio|cka|mfu|utili[sz]ation"), "max"),
-)
 
 
-def direction(metric: str) -> str | None:
-    """``"max"`` when higher is better, ``"min"`` when lower is better, None when the key does not say."""
-    for text in (metric.rsplit("/", 1)[-1], metric):
-        for pattern, better in DIRECTION_RULES:
-            if pattern.search(text):
-                return better
-    return None
+def direction(groups: list[Group], metric: str) -> str | None:
+    """``"max"`` when higher is better, ``"min"`` when lower is better, as the runs that recorded ``metric`` declared
+    it (``metrics_info.json``); None when they declared no direction, disagree, or declared nothing."""
+    said = {run.declared[metric].get("higher_is_better") for group in groups for run in group.runs
+            if metric in run.declared}
+    if len(said) != 1 or None in said:
+        return None
+    return "max" if said.pop() else "min"
 
 
 def key_pattern(pattern: str) -> re.Pattern:
@@ -114,7 +107,7 @@ def aggregate(runs: list[RunRecord], group_keys: list[str], metrics: list[str]) 
 
 def best_groups(groups: list[Group], metric: str) -> set[int]:
     """Indices of the groups with the best mean (ties all count); none when direction is unknown or nothing to compare."""
-    better = direction(metric)
+    better = direction(groups, metric)
     scored = [(i, group.cells[metric].mean) for i, group in enumerate(groups) if metric in group.cells]
     if better is None or len(scored) < 2:
         return set()

@@ -11,7 +11,23 @@ from collections import defaultdict
 import lightning as L
 import torch
 
+from ftaudit.metrics import MetricSpec
 from ftaudit.resources.energy import EnergyTracker
+
+# What each resource/ key is: throughput and padding are measured on the training split; times, memory and energy
+# on no split (lower is better); counts and settings point no way.
+RESOURCE_SPECS = [
+    MetricSpec("resource/*_per_second", "train", "max"), MetricSpec("resource/mfu", "train", "max"),
+    MetricSpec("resource/padding_overhead", "train", "min"), MetricSpec("resource/train_flops_estimate", "train", None),
+    MetricSpec("resource/train_tokens", "train", None), MetricSpec("resource/train_padded_tokens", "train", None),
+    MetricSpec("resource/train_samples", "train", None), MetricSpec("resource/*_seconds", None, "min"),
+    MetricSpec("resource/probe_seconds/*/*", None, "min"), MetricSpec("resource/peak_rss_mb", None, "min"),
+    MetricSpec("resource/gpu_peak_*", None, "min"), MetricSpec("resource/energy_kwh", None, "min"),
+    MetricSpec("resource/co2_kg", None, "min"), MetricSpec("resource/energy_is_estimate", None, None),
+    MetricSpec("resource/params_*", None, None), MetricSpec("resource/devices", None, None),
+    MetricSpec("resource/cpu_threads", None, None), MetricSpec("resource/load_average_at_start", None, None),
+    MetricSpec("resource/peak_tflops", None, None),
+]
 
 
 def parameter_counts(model: torch.nn.Module) -> dict[str, float]:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.space import example_params, parse_space, to_overrides
-from ftaudit.sweep.trials import PRUNING_MONITOR, Objective, TrialFailed, compose_run_config
+from ftaudit.sweep.trials import Objective, TrialFailed, compose_run_config
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +49,24 @@ class SweepSettings:
     pruner: str
     pruner_options: dict
     space: dict[str, BaseDistribution]
+    headline: str  # the task's validation headline (task/val_f1), the one objective that can be pruned
+    monitor: str  # what the task's runs log for it after every validation epoch (val/f1)
 
     @property
     def prune(self) -> bool:
-        """Only a single val-F1 objective can be pruned: it is what the run reports each epoch; Optuna cannot prune
-        multi-objective studies."""
-        return self.pruner != "none" and self.metrics == ["task/val_f1"]
+        """Only the task's validation headline as the single objective can be pruned: it is what the run reports each
+        epoch; Optuna cannot prune multi-objective studies."""
+        return self.pruner != "none" and self.metrics == [self.headline]
 
     @property
     def pruning(self) -> str:
         if self.prune:
-            return f"{self.pruner}, on {PRUNING_MONITOR} after every epoch"
+            return f"{self.pruner}, on {self.monitor} after every epoch"
         if self.pruner == "none":
             return "off (sweep.pruner=none)"
         if len(self.objectives) > 1:
             return "off: Optuna cannot prune multi-objective studies"
-        return f"off: runs report only val F1 per epoch, not {self.metrics[0]}"
+        return f"off: runs report only {self.monitor} per epoch, not {self.metrics[0]}"
 
     @property
     def metrics(self) -> list[str]:
@@ -75,8 +77,6 @@ def parse_objective(item: str, problems: list[str]) -> tuple[str, str]:
     metric, _, direction = str(item).rpartition(":")
     if not metric or direction not in DIRECTIONS:
         problems.append(f"sweep.objectives: {item!r} must be <metric>:max or <metric>:min, e.g. task/val_f1:max")
-    elif metric.startswith("task/test_"):
-        problems.append(f"sweep.objectives: {metric} is a test-set score; select on validation (task/val_f1)")
     return metric, DIRECTIONS.get(direction, "")
 
 
@@ -84,10 +84,15 @@ def options(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-def read_settings(sweep: DictConfig) -> SweepSettings:
-    """The ``sweep`` node, checked as a whole: every problem in one line."""
+def read_settings(sweep: DictConfig, task) -> SweepSettings:
+    """The ``sweep`` node, checked as a whole: every problem in one line. Without objectives, the study maximises
+    the ``task``'s validation headline (``task/val_f1`` for NER)."""
     problems: list[str] = []
-    objectives = [parse_objective(item, problems) for item in sweep.objectives or []]
+    headline = f"task/val_{task.headline}"
+    if sweep.objectives is None:
+        objectives = [(headline, "maximize")]
+    else:
+        objectives = [parse_objective(item, problems) for item in sweep.objectives]
     if not objectives:
         problems.append("sweep.objectives is empty; e.g. sweep.objectives=[task/val_f1:max]")
     if not (isinstance(sweep.n_trials, int) and sweep.n_trials >= 1):
@@ -113,7 +118,7 @@ def read_settings(sweep: DictConfig) -> SweepSettings:
         study_name=sweep.study_name, storage=sweep.storage, objectives=objectives, n_trials=sweep.n_trials,
         timeout=sweep.timeout, max_failures=sweep.max_failures, sampler=sweep.sampler,
         sampler_options=options(sweep.sampler_options), seed=sweep.seed, pruner=sweep.pruner,
-        pruner_options=options(sweep.pruner_options), space=space)
+        pruner_options=options(sweep.pruner_options), space=space, headline=headline, monitor=task.monitor)
 
 
 class TrialSeededSampler(BaseSampler):

@@ -21,8 +21,6 @@ from ftaudit.tracking.record import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-PRUNING_MONITOR = "val/f1"  # logged every epoch by the NER module; task/val_f1 is its best value
-
 
 class TrialFailed(Exception):
     """A trial raised: Optuna records it as failed and the sweep goes on."""
@@ -85,9 +83,10 @@ class Objective:
     """Runs a trial and returns its objective values; pruning, failures and the failure budget are handled here."""
 
     def __init__(self, *, base_overrides: list[str], space: dict, objectives: list[tuple[str, str]], sweep_dir: Path,
-                 prune: bool, max_failures: int, group: str, worker: dict):
+                 prune: bool, monitor: str, max_failures: int, group: str, worker: dict):
         self.base_overrides, self.space, self.objectives = base_overrides, space, objectives
-        self.sweep_dir, self.prune, self.max_failures, self.group = sweep_dir, prune, max_failures, group
+        self.sweep_dir, self.prune, self.monitor = sweep_dir, prune, monitor  # monitor: the per-epoch score pruned on
+        self.max_failures, self.group = max_failures, group
         self.worker = worker  # who runs the trial: a worker that dies leaves it running, to be failed on resume
         self.failures = 0
 
@@ -101,7 +100,7 @@ class Objective:
         if self.prune:
             from optuna_integration import PyTorchLightningPruningCallback
 
-            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=PRUNING_MONITOR))
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=self.monitor))
         try:
             with as_hydra_job(compose_run_config(overrides), run_dir) as cfg:
                 self.join_wandb_group(cfg, trial.number)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ftaudit.errors import FIXABLE_WRITE_ERRORS, write_error
 from ftaudit.paths import REPO_ROOT
 
 UMASK = os.umask(0o022)
@@ -24,16 +25,22 @@ PACKAGES = ("ftaudit", "torch", "lightning", "transformers", "tokenizers", "hydr
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file. A folder that
+    cannot be written (read-only, disk full, a file in the way) is one ``UserError`` line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_error(err, path) if err.errno in FIXABLE_WRITE_ERRORS else err from None
     try:
         os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp makes files private; records are meant to be shared
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in FIXABLE_WRITE_ERRORS:
+            raise write_error(err, path) from None
         raise
 
 
@@ -49,7 +56,8 @@ def atomic_save_figure(figure, path: Path, dpi: int = 120) -> None:
 
 
 def atomic_write_json(path: Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Strict JSON: a NaN or infinity raises instead of writing a literal other parsers reject."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def git_commit() -> str | None:
@@ -75,13 +83,16 @@ def environment(seed: int, device: str) -> dict:
             "git_commit": git_commit(), "seed": seed, "device": device, "command": [sys.executable, *sys.argv]}
 
 
-def write_record(run_dir: Path, cfg, metrics: dict[str, float], env: dict, files: dict[str, str]) -> None:
-    """Config, environment and extra files first; ``metrics.json`` last, so its presence means success."""
+def write_record(run_dir: Path, cfg, metrics: dict[str, float], declarations: dict[str, dict], env: dict,
+                 files: dict[str, str]) -> None:
+    """Config, environment, the metrics' declarations and extra files first; ``metrics.json`` last, so its presence
+    means success: a write that fails (e.g. a full disk) leaves no ``metrics.json``."""
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         raise FileExistsError(f"{metrics_path} exists: run directories are never overwritten")
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "env.json", env)
+    atomic_write_json(run_dir / "metrics_info.json", declarations)
     for relative, text in files.items():
         atomic_write_text(run_dir / relative, text)
     atomic_write_json(metrics_path, metrics)

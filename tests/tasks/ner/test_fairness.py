@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftaudit.data.conll import Sentence
 from ftaudit.errors import ConfigError, DataError
+from ftaudit.probes.fairness import build_fairness_probes
+from ftaudit.probes.names import load_name_groups
 from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, p_value, permuted_recalls, pooled_recalls
-from ftaudit.probes.fairness import (GROUP_TABLE, RECALL_CHART, NameSubstitutionProbe, audit_names, build_fairness_probes,
-                                     write_recall_chart)
-from ftaudit.probes.substitution import entity_spans, load_name_groups, make_variants, sample_sentences, substitute
+from ftaudit.tasks.ner import NERTask
+from ftaudit.tasks.ner.conll import Sentence
+from ftaudit.tasks.ner.fairness import GROUP_TABLE, RECALL_CHART, NameSubstitutionProbe, audit_names, write_recall_chart
+from ftaudit.tasks.ner.substitution import entity_spans, make_variants, sample_sentences, substitute
 from tests.conftest import REPO, compose_config
 
 NAMES = """# Group keys: <origin>_<gender>.
@@ -229,27 +231,52 @@ def test_group_table_and_chart(groups, tmp_path):
     assert GROUP_TABLE.endswith(".csv")
 
 
+def build(*overrides: str):
+    return build_fairness_probes(compose_config(*overrides), NERTask("TOKEN_CLS"))
+
+
 def test_probe_is_built_from_config(tmp_path, monkeypatch):
-    assert build_fairness_probes(compose_config("probes.fairness.enabled=false")) == []
+    assert build("probes.fairness.enabled=false") == []
     names = tmp_path / "names.yaml"
     names.write_text(NAMES)
     monkeypatch.setenv("FAIRNESS_NAMES_FILE", str(names))
-    (probe,) = build_fairness_probes(compose_config("probes.fairness.enabled=true"))
+    (probe,) = build("probes.fairness.enabled=true")
     assert probe.kind == "fairness" and list(probe.groups.attributes) == ["origin", "gender"]
+    assert probe.data_files == [names]
+    test, validation = build("probes.fairness.enabled=true", "probes.fairness.splits=[test,validation]")
+    assert (test.name, validation.name, validation.split) == ("names", "names_val", "validation")
     monkeypatch.delenv("FAIRNESS_NAMES_FILE")
-    (missing,) = build_fairness_probes(compose_config("probes.fairness.enabled=true",
-                                                      f"probes.fairness.groups_file={tmp_path}/nowhere.yaml"))
-    assert re.match(r"fairness names file not found \(tried config .*nowhere.yaml", missing.skip_reason(ctx=None))
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given, nothing in the default place: skipped
+    (missing,) = build("probes.fairness.enabled=true")
+    assert re.match(r"fairness names file not found: set probes.fairness.groups_file", missing.skip_reason(ctx=None))
     names.write_text("only: [Ann]\n")  # found but malformed: an error, not a skip
     with pytest.raises(DataError, match="at least 2 groups"):
-        build_fairness_probes(compose_config("probes.fairness.enabled=true", f"probes.fairness.groups_file={names}"))
+        build("probes.fairness.enabled=true", f"probes.fairness.groups_file={names}")
     with pytest.raises(ConfigError, match=r"probes.fairness.sentences=0 must be >= 1.*names_per_sentence=0"):
-        build_fairness_probes(compose_config("probes.fairness.enabled=true", "probes.fairness.sentences=0",
-                                       "probes.fairness.names_per_sentence=0"))
+        build("probes.fairness.enabled=true", "probes.fairness.sentences=0", "probes.fairness.names_per_sentence=0")
+
+
+@pytest.mark.parametrize("source", ["config", "environment"])
+def test_a_names_file_the_user_gave_must_exist(tmp_path, monkeypatch, source):
+    """Given and missing is an error (exit 2 at the entry point), never a silent fall back to another file."""
+    names = tmp_path / "names.yaml"
+    names.write_text(NAMES)
+    monkeypatch.setenv("FAIRNESS_NAMES_FILE", str(names if source == "config" else tmp_path / "nowhere.yaml"))
+    given = [f"probes.fairness.groups_file={tmp_path}/nowhere.yaml"] if source == "config" else []
+    with pytest.raises(DataError, match="nowhere.yaml does not exist"):
+        build("probes.fairness.enabled=true", *given)
+
+
+@pytest.mark.parametrize("content, message", [(b"\xff\xfeb\x00l\x00u\x00e\x00:\x00", "not UTF-8 text"), (None, "is a folder")])
+def test_a_names_file_in_utf16_or_a_folder_is_one_clear_error(tmp_path, content, message):
+    names = tmp_path / "names.yaml"
+    names.mkdir() if content is None else names.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        build("probes.fairness.enabled=true", f"probes.fairness.groups_file={names}")
 
 
 def test_skipped_without_a_person_type_or_person_sentences(groups):
-    probe = NameSubstitutionProbe(compose_config().probes.fairness, groups)
+    probe = NameSubstitutionProbe(compose_config().probes.fairness, groups, "test", None)
     context = lambda labels, sentences: SimpleNamespace(
         datamodule=SimpleNamespace(labels=labels, splits={"test": SimpleNamespace(sentences=sentences)}))
     assert "no PER type" in probe.skip_reason(context(["O", "B-LOC", "I-LOC"], SENTENCES))

@@ -1,6 +1,6 @@
 import pytest
 
-from ftaudit.evaluation import conlleval_lines, entity_scores
+from ftaudit.tasks.ner.metrics import conlleval_lines, entity_scores
 
 
 def test_perfect_prediction():

@@ -7,13 +7,15 @@ import json
 
 import torch
 
-from ftaudit.data.ner import NERDataModule
-from ftaudit.models.loading import load_token_classifier, load_tokenizer
+from ftaudit.tasks.ner.data import NERDataModule
+from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.probes.base import ProbeContext, run_probes
-from ftaudit.probes.fairness import GROUP_TABLE, RECALL_CHART, build_fairness_probes
+from ftaudit.probes.fairness import build_fairness_probes
+from ftaudit.tasks.ner import NERTask
+from ftaudit.tasks.ner.fairness import GROUP_TABLE, RECALL_CHART
 from ftaudit.run import train
 from tests.conftest import TINY_RUN, compose_config
-from tests.probes.test_fairness import NAMES
+from tests.tasks.ner.test_fairness import NAMES
 
 GROUPS = ["north_female", "north_male", "south_female", "south_male"]
 
@@ -53,11 +55,11 @@ def test_same_model_same_seed_same_numbers(tmp_path):
     datamodule = NERDataModule(cfg.data, tokenizer, cfg.seed)
     datamodule.setup()
     torch.manual_seed(0)
-    model = load_token_classifier(cfg.model, datamodule.labels).eval()
+    model = load_classifier(cfg.model, "AutoModelForTokenClassification", datamodule.labels).eval()
     measured = []
     for run_dir in (tmp_path / "a", tmp_path / "b"):
         context = ProbeContext(cfg, model, {}, tokenizer, datamodule, run_dir, torch.device("cpu"))
-        metrics, skipped = run_probes(build_fairness_probes(cfg), context)
+        metrics, skipped = run_probes(build_fairness_probes(cfg, NERTask("TOKEN_CLS")), context)
         assert skipped == {}
         measured.append({key: value for key, value in metrics.items() if not key.startswith("resource/")})
     assert measured[0] == measured[1] and len(measured[0]) > 20

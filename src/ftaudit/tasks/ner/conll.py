@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ftaudit.errors import ConfigError, DataError
-from ftaudit.paths import data_candidates, describe
+from ftaudit.paths import data_location
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +21,24 @@ class Sentence:
     tags: list[str]
 
 
+ASCII_BLANKS = re.compile(r"[ \t]+")  # columns split on ASCII blanks only: a no-break space can be part of a token
+
+
 def read_conll(path: Path) -> tuple[list[Sentence], list[int]]:
     """Sentences of a column file (token first, tag last) and the line number each starts on.
 
-    Blank lines separate sentences; ``-DOCSTART-`` lines are skipped.
+    Blank lines separate sentences; ``-DOCSTART-`` lines are skipped. Lines end at ``\\n`` (``\\r\\n`` too) only:
+    Unicode line separators such as U+2028 or U+0085 inside a token do not end a line, and a UTF-8 byte-order
+    mark is not part of the first token.
     """
     sentences, starts, tokens, tags, start = [], [], [], [], 0
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8") from None
     for number, line in enumerate(lines + [""], start=1):
-        columns = line.split()
+        line = line.rstrip("\r")
+        columns = [column for column in ASCII_BLANKS.split(line) if column]
         if columns and columns[0] == "-DOCSTART-":
             continue
         if not columns:
@@ -117,24 +124,30 @@ def load_from_hub(hub_id: str) -> dict[str, list[Sentence]]:
     }
 
 
-def load_conll_splits(cfg) -> dict[str, list[Sentence]]:
-    """The train/validation/test sentences in IOB2, from the first data location that exists."""
-    candidates = data_candidates(cfg.dir, cfg.env_var, cfg.default_dir)
-    for _, directory in candidates:
-        if directory.is_dir():
-            splits, schemes = {}, set()
-            for split, filename in cfg.files.items():
-                splits[split], scheme = load_split(directory / filename, cfg.tag_scheme)
-                schemes.add(scheme)
-            log.info("data: %s (%s)", directory, "converted IOB1 -> IOB2" if "iob1" in schemes else "IOB2")
-            return splits
+def load_conll_splits(cfg) -> tuple[dict[str, list[Sentence]], list[Path]]:
+    """The train/validation/test sentences in IOB2, and the files they came from.
+
+    ``data.dir`` (else ``$<env_var>``), when given, is the only place read; with neither, the repo's data folder,
+    then the hub.
+    """
+    directory, given_by = data_location(cfg.dir, cfg.env_var, cfg.default_dir, "data.dir")
+    if directory.is_dir():
+        splits, schemes, files = {}, set(), []
+        for split, filename in cfg.files.items():
+            files.append((directory / filename).resolve())
+            splits[split], scheme = load_split(files[-1], cfg.tag_scheme)
+            schemes.add(scheme)
+        log.info("data: %s (%s)", directory, "converted IOB1 -> IOB2" if "iob1" in schemes else "IOB2")
+        return splits, files
+    if given_by:
+        raise DataError(f"{given_by}={directory} is a file; give the folder holding {', '.join(cfg.files.values())}")
     hub_error = "no hub id configured"
     if cfg.hub_id:
         try:
-            return load_from_hub(cfg.hub_id)
+            return load_from_hub(cfg.hub_id), []
         except Exception as err:  # offline, datasets missing, hub error: all mean "not there"
             hub_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
     raise DataError(
-        f"CoNLL data not found: tried {describe(candidates)}, and the hub ({cfg.hub_id}: {hub_error}); "
+        f"CoNLL data not found in {directory} nor on the hub ({cfg.hub_id}: {hub_error}); "
         f"set data.dir=PATH or ${cfg.env_var} to a folder holding {', '.join(cfg.files.values())}"
     )

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from ftaudit.data.conll import Sentence
-from ftaudit.data.ner import IGNORE_INDEX, Collator, LengthGroupedBatchSampler, encode, label_list, word_windows
+from ftaudit.tasks.ner.conll import Sentence
+from ftaudit.tasks.data import Collator, LengthGroupedBatchSampler
+from ftaudit.tasks.ner.data import IGNORE_INDEX, encode, label_list, word_windows
 from ftaudit.models.loading import load_tokenizer
 from tests.conftest import compose_config
 

@@ -1,0 +1,108 @@
+"""The Hydra entry points (``train.py``, ``sweep.py``), and what is checked before Hydra writes anything.
+
+Hydra creates the run directory and writes ``.hydra/`` before the run starts; a finished run directory given
+again (``hydra.run.dir=...``), or a folder that cannot be written, is refused here first, in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from ftaudit.errors import ConfigError, UserError, exit_on_user_error
+
+HYDRA_FLAGS_WITHOUT_RUN = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
+
+
+def finished_runs(folder: Path) -> list[Path]:
+    """Run records (``metrics.json``) in ``folder`` or one level below it (the jobs of a multirun)."""
+    return [path.parent for path in (*folder.glob("metrics.json"), *folder.glob("*/metrics.json"))]
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` (as Hydra is about to) and write a scratch file in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(f"cannot write the run record under {folder}: {err.strerror or err}; choose a writable "
+                          "folder with hydra.run.dir=... (or run from another directory)") from None
+
+
+def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> None:
+    """Compose the config as Hydra will (one line for what does not compose), then refuse a finished run directory
+    (when the run must start in a fresh one) and an unwritable output folder."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if HYDRA_FLAGS_WITHOUT_RUN & set(args) or "LOCAL_RANK" in os.environ:  # help, or a DDP worker of a started run
+        return
+    multirun = bool({"-m", "--multirun"} & set(args))
+    overrides = [arg for arg in args if not arg.startswith("-")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("ftaudit.conf", version_base="1.3"):
+            if multirun:  # sweeps in the overrides (seed=1,2) do not compose as one config
+                folder = Path(next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")), "outputs"))
+            else:
+                cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+                multirun = cfg.hydra.mode == RunMode.MULTIRUN  # an experiment may set it (experiment=methods)
+                folder = Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"the config does not compose: {' '.join(str(err).split())}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    done = finished_runs(folder) if fresh_run_dir else []
+    if done:
+        raise ConfigError(f"{folder} already holds a finished run ({done[0] / 'metrics.json'}); runs never mix into "
+                          "another's folder: choose a new hydra.run.dir (or hydra.sweep.dir)")
+    check_writable(folder if folder.exists() else folder.parent)
+
+
+def launch(main: Callable[[], object], config_name: str, fresh_run_dir: bool = True) -> None:
+    """Check the launch in one line, then hand over to the Hydra ``main``."""
+    try:
+        check_launch(config_name, sys.argv[1:], fresh_run_dir)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    main()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="train")
+@exit_on_user_error
+def train_main(cfg: DictConfig) -> None:
+    from ftaudit.run import train
+
+    train(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+@hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="sweep")
+@exit_on_user_error
+def sweep_main(cfg: DictConfig) -> None:
+    from ftaudit.sweep import run_sweep
+
+    hydra_cfg = HydraConfig.get()
+    # `-m` starts several workers (e.g. +sweep.worker=0,1,2,3 on a SLURM launcher): they share the sweep folder.
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir).resolve()
+    run_sweep(cfg, sweep_dir, list(hydra_cfg.overrides.task))
+
+
+def train_cli() -> None:
+    launch(train_main, "train")
+
+
+def sweep_cli() -> None:
+    launch(sweep_main, "sweep", fresh_run_dir=False)  # rerunning a sweep continues its study, in its folder

@@ -1,0 +1,131 @@
+"""What every task's data has in common: tokenised splits, length-grouped training batches, dynamic padding."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Random batches of similar length: shuffle, sort within mega-batches, shuffle the batches.
+
+    Cuts padding (and so wasted compute) while keeping the order random; each pass reshuffles
+    from ``seed + epoch`` so runs are reproducible. The longest batch goes first, so an
+    out-of-memory error shows at step one rather than mid-run. With several processes (DDP) every
+    process draws the same batches and keeps every ``num_replicas``-th one from ``rank`` on; the
+    last few batches are repeated so that all processes take the same number of steps.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group_by_length: bool = True, megabatch_batches: int = 50,
+                 num_replicas: int = 1, rank: int = 0):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.group_by_length, self.megabatch_size = group_by_length, batch_size * megabatch_batches
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.num_replicas)
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        order = rng.permutation(len(self.lengths))
+        if self.group_by_length:
+            megabatches = [order[i : i + self.megabatch_size] for i in range(0, len(order), self.megabatch_size)]
+            order = np.concatenate([m[np.argsort(-self.lengths[m], kind="stable")] for m in megabatches])
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.group_by_length:
+            longest = max(range(len(batches)), key=lambda i: self.lengths[batches[i]].max())
+            batches[0], batches[longest] = batches[longest], batches[0]
+        batches = [batches[i % len(batches)] for i in range(self.rank, len(self) * self.num_replicas, self.num_replicas)]
+        return iter([b.tolist() for b in batches])
+
+
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Evaluation order: longest first, so each batch pads little; predictions are re-ordered by index."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def pad(rows: list[torch.Tensor], width: int, value: int) -> torch.Tensor:
+    padded = torch.full((len(rows), width), value, dtype=torch.long)
+    for row, values in enumerate(rows):
+        padded[row, : len(values)] = values
+    return padded
+
+
+class Collator:
+    """Dynamic padding of ``split``'s examples to the longest in the batch (rounded up to a multiple, e.g. 8 on GPU).
+
+    ``split.features[name]`` holds one tensor per example for each model input; ``split.labels`` one label tensor
+    (a sequence of tag ids for token classification, a scalar for sentence classification) per example.
+    """
+
+    def __init__(self, split, pad_id: int, multiple: int = 1):
+        self.split, self.pad_id, self.multiple = split, pad_id, multiple
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        ids = [self.split.input_ids[i] for i in indices]
+        lengths = torch.tensor([len(x) for x in ids])
+        width = int(math.ceil(lengths.max().item() / self.multiple) * self.multiple)
+        batch = {"input_ids": pad(ids, width, self.pad_id),
+                 "attention_mask": (torch.arange(width)[None, :] < lengths[:, None]).long()}
+        for name, values in self.split.extra_inputs.items():
+            batch[name] = pad([values[i] for i in indices], width, 0)
+        labels = [self.split.labels[i] for i in indices]
+        batch["labels"] = pad(labels, width, self.split.label_pad) if labels[0].ndim else torch.stack(labels)
+        batch["example_index"] = torch.tensor(indices)
+        return batch
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Train/validation/test splits, tokenised once in ``setup`` (idempotent, so the run can read labels early).
+
+    A task's data module fills ``splits`` (objects with ``input_ids``, ``labels``, ``extra_inputs``, ``label_pad``
+    and ``lengths``), ``labels`` (the label names, read from the data) and ``data_files`` (every file it read).
+    """
+
+    def __init__(self, cfg, tokenizer, seed: int, pad_to_multiple_of: int = 1):
+        super().__init__()
+        self.cfg, self.tokenizer, self.seed, self.multiple = cfg, tokenizer, seed, pad_to_multiple_of
+        self.splits: dict = {}
+        self.labels: list[str] = []
+        self.data_files: list[Path] = []
+
+    @property
+    def max_length(self) -> int:
+        """Sub-tokens per example: ``data.max_length`` capped at the tokenizer's limit."""
+        limit = self.tokenizer.model_max_length
+        return min(self.cfg.max_length or limit, limit)
+
+    @property
+    def train_token_count(self) -> int:
+        """Non-pad tokens in one pass over the training split."""
+        return int(self.splits["train"].lengths.sum())
+
+    def _loader(self, split: str, batch_sampler) -> DataLoader:
+        collate = Collator(self.splits[split], self.tokenizer.pad_token_id, self.multiple)
+        return DataLoader(range(len(self.splits[split].input_ids)), batch_sampler=batch_sampler, collate_fn=collate)
+
+    def train_dataloader(self) -> DataLoader:
+        split = self.splits["train"]
+        processes = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
+        sampler = LengthGroupedBatchSampler(split.lengths, self.cfg.batch_size, self.seed, self.cfg.group_by_length, **processes)
+        return self._loader("train", sampler)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        return self._loader(split, eval_batches(self.splits[split].lengths, self.cfg.eval_batch_size))
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")

@@ -1,0 +1,116 @@
+"""What every task's LightningModule shares: the optimiser and its schedule, gradient clipping, train mode, and a
+training loss that must stay finite. A task adds its evaluation (``TaskModule`` subclasses)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import OmegaConf
+from transformers import get_linear_schedule_with_warmup
+
+from ftaudit.errors import UserError
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the run stops, nothing is recorded."""
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only: biases and normalisation weights are left alone (as BERT did)."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim < 2 else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class TaskModule(L.LightningModule):
+    """``model`` is a Hugging Face classifier of ``data``'s labels (``data.labels``, in id order).
+
+    Gradients are clipped here, right before the optimiser step (after every callback's
+    ``on_before_optimizer_step``, e.g. L2-SP's gradient term), instead of by the Trainer: Lightning refuses to clip a
+    fused optimiser's gradients under mixed precision, and bf16 needs no unscaling, so the fused optimiser stays on.
+    """
+
+    model_inputs = ("input_ids", "attention_mask", "labels")
+
+    def __init__(self, model: torch.nn.Module, optimizer_cfg, data, gradient_clip_val: float | None = None,
+                 gradient_clip_algorithm: str = "norm"):
+        super().__init__()
+        self.model, self.optimizer_cfg, self.data, self.labels = model, optimizer_cfg, data, data.labels
+        self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
+        self.test_scores: dict[str, float] = {}
+
+    def on_fit_start(self) -> None:
+        # from_pretrained returns the model in eval mode, and Lightning keeps each module's mode as it finds it:
+        # without this, full fine-tuning would silently run with every dropout off.
+        self.model.train()
+
+    def forward(self, batch: dict[str, torch.Tensor]):
+        return self.model(**{key: batch[key] for key in self.model_inputs if key in batch})
+
+    def training_step(self, batch, batch_index):
+        loss = self(batch).loss
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"training loss is {loss.item()} at step {self.global_step} (epoch "
+                                   f"{self.current_epoch}): the run diverged; lower optimizer.lr "
+                                   f"(now {self.optimizer_cfg.lr}) or keep trainer.gradient_clip_val on")
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch) -> torch.Tensor:
+        """Forward one evaluation batch, keep what scoring needs, return the loss."""
+        raise NotImplementedError
+
+    def _scores(self, split: str) -> tuple[dict[str, float], object]:
+        """The scores of ``split`` from the kept batches (which it clears), and the predictions."""
+        raise NotImplementedError
+
+    def validation_step(self, batch, batch_index):
+        self.log("val/loss", self._eval_step(batch), batch_size=len(batch["input_ids"]))
+
+    def on_validation_epoch_end(self) -> None:
+        scores, _ = self._scores("validation")
+        self.log_dict({f"val/{key}": value for key, value in scores.items()})
+
+    def test_step(self, batch, batch_index):
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_scores, self.test_predictions = self._scores("test")
+        self.log_dict({f"test/{key}": value for key, value in self.test_scores.items()})
+
+    @torch.inference_mode()
+    def evaluate(self, split: str, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 ) -> dict[str, float]:
+        """The scores of ``split`` outside the Trainer (WiSE-FT, audits), computed as the test pass computes them."""
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        for batch in self.data.eval_dataloader(split):
+            with autocast():
+                self._eval_step({key: value.to(device) for key, value in batch.items()})
+        self.model.train(was_training)
+        return self._scores(split)[0]
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if not self.gradient_clip_val:
+            return
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(parameters, self.gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_val)
+
+    def configure_optimizers(self):
+        settings = OmegaConf.to_container(self.optimizer_cfg, resolve=True)
+        warmup_ratio = settings.pop("warmup_ratio")
+        groups = decay_groups(self.model, settings.pop("weight_decay"))
+        optimizer = hydra.utils.instantiate(settings)(groups)
+        total_steps = self.trainer.estimated_stepping_batches
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
