@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
@@ -20,9 +19,10 @@ from ftaudit.models.ner import NERTagger
 from ftaudit.probes.base import ProbeContext, build_probes, run_probes
 from ftaudit.quiet import quiet_libraries
 from ftaudit.resources import ResourceMeter
-from ftaudit.tracking.loggers import tracking_callbacks
+from ftaudit.tracking.loggers import build_loggers, tracking_callbacks
+from ftaudit.tracking.publish import publish_run
 from ftaudit.tracking.record import environment, write_record
-from ftaudit.tracking.wandb_run import publish_run, wandb_run_closed
+from ftaudit.tracking.wandb_run import wandb_run_closed
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/f1", mode="max",
                                  save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
+    loggers = build_loggers(cfg.logger)
     trainer = L.Trainer(
         **hardware, max_epochs=cfg.trainer.max_epochs, gradient_clip_val=cfg.trainer.gradient_clip_val,
         log_every_n_steps=cfg.trainer.log_every_n_steps, enable_progress_bar=cfg.trainer.progress_bar,
