@@ -27,9 +27,10 @@ from ftaudit.resources import ResourceMeter
 from ftaudit.resources.meter import RESOURCE_SPECS
 from ftaudit.tasks import build_task
 from ftaudit.tasks.base import Task
-from ftaudit.tracking.loggers import tracking_callbacks
+from ftaudit.tracking.loggers import build_loggers, tracking_callbacks
+from ftaudit.tracking.publish import publish_run
 from ftaudit.tracking.record import environment, write_record
-from ftaudit.tracking.wandb_run import publish_run, wandb_run_closed
+from ftaudit.tracking.wandb_run import wandb_run_closed
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=task.monitor, mode="max",
                                  save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
+    loggers = build_loggers(cfg.logger)
     trainer = build_trainer(cfg.trainer, hardware, [checkpoint, meter, *tracking_callbacks(cfg, loggers),
                                                     *method.callbacks(), *callbacks], loggers, run_dir)
     meter.stop("setup")

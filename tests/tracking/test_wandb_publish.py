@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ftaudit.tracking.wandb_run import publish_run, wandb_logger, wandb_mode, wandb_run_closed
+from ftaudit.tracking.publish import publish_run
+from ftaudit.tracking.wandb_run import wandb_logger, wandb_mode, wandb_run_closed
 from tests.tracking.wandb_records import offline_run_files, read_offline_run
 
 

@@ -1,10 +1,56 @@
-"""What every experiment logger receives besides the module's own ``self.log`` calls: the config and the lr."""
+"""The experiment loggers of a run (``logger=...``), how their runs are grouped and named, and what every one
+receives besides the module's own ``self.log`` calls: the config and the lr."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import LearningRateMonitor
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from ftaudit.errors import ConfigError
+
+
+def build_loggers(logger_cfg: DictConfig) -> list:
+    """One Lightning logger per entry of ``cfg.logger``; one whose package is missing stops the run with one line."""
+    loggers = []
+    for name, node in logger_cfg.items():
+        try:
+            loggers.append(hydra.utils.instantiate(node))
+        except InstantiationException as err:
+            if not isinstance(err.__cause__, ModuleNotFoundError):
+                raise
+            missing = str(err.__cause__).splitlines()[0]
+            raise ConfigError(f"logger={name} cannot start: {missing}; install it with pip install -e '.[{name}]'") from None
+    return loggers
+
+
+def default_group() -> str | None:
+    """The experiment's name, else (multirun) the sweep folder's, so the jobs of one launch are grouped together."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    experiment = hydra_cfg.runtime.choices.get("experiment")
+    if experiment:
+        return str(experiment)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return f"multirun-{Path(hydra_cfg.sweep.dir).name}"
+    return None
+
+
+def default_name() -> str | None:
+    """The job's command-line overrides (``optimizer.lr=0.0001,seed=2``): tells the runs of a group apart."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().job.override_dirname or None
 
 
 def flat_config(cfg) -> dict:

@@ -10,39 +10,16 @@ import re
 import sys
 from pathlib import Path
 
+from ftaudit.tracking.loggers import default_group, default_name
+
 # The run's own folders that are not part of its record: logger output and W&B's local copy.
-NOT_RECORD_FOLDERS = ("csv", "wandb", "checkpoints", ".hydra")
+NOT_RECORD_FOLDERS = ("csv", "wandb", "tensorboard", "mlartifacts", "checkpoints", ".hydra")
 PER_TYPE_F1 = re.compile(r"^task/test_f1_(?!strict$)(?P<type>.+)$")  # task/test_f1_strict is not an entity type
 
 
 def wandb_mode() -> str:
     """``$WANDB_MODE`` when set (online, offline, disabled), else offline: a run never waits on the network."""
     return os.environ.get("WANDB_MODE") or "offline"
-
-
-def default_group() -> str | None:
-    """The experiment's name, else (multirun) the sweep folder's, so the jobs of one launch share a W&B group."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None
-    hydra_cfg = HydraConfig.get()
-    experiment = hydra_cfg.runtime.choices.get("experiment")
-    if experiment:
-        return str(experiment)
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        return f"multirun-{Path(hydra_cfg.sweep.dir).name}"
-    return None
-
-
-def default_name() -> str | None:
-    """The job's command-line overrides (``optimizer.lr=0.0001,seed=2``): tells the runs of a group apart."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return HydraConfig.get().job.override_dirname or None
 
 
 def wandb_logger(save_dir: str, project: str = "ftaudit", entity: str | None = None, group: str | None = None,
@@ -57,14 +34,6 @@ def wandb_logger(save_dir: str, project: str = "ftaudit", entity: str | None = N
     return WandbLogger(save_dir=save_dir, project=project, entity=entity, group=group or default_group(),
                        name=name or default_name(), tags=list(tags), job_type=job_type, notes=notes,
                        mode=wandb_mode(), settings=quiet, log_model=False)
-
-
-def wandb_loggers(loggers) -> list:
-    if "wandb" not in sys.modules:  # no W&B logger was built, so there is nothing to look for
-        return []
-    from lightning.pytorch.loggers import WandbLogger
-
-    return [logger for logger in loggers if isinstance(logger, WandbLogger)]
 
 
 def record_files(run_dir: Path, suffix: str) -> list[Path]:
@@ -90,28 +59,27 @@ def _number_or_text(cell: str):
         return cell
 
 
-def publish_run(loggers, run_dir: Path, metrics: dict[str, float]) -> None:
+def publish_wandb(logger, run_dir: Path, metrics: dict[str, float]) -> None:
     """Every ``metrics.json`` key into the summary, per-type F1 and the run's CSVs as tables, its PNGs as images;
     then finish the W&B run and print where it is."""
     import wandb
 
-    for logger in wandb_loggers(loggers):
-        run = logger.experiment
-        run.summary.update(metrics)
-        media = {}
-        per_type = sorted((match["type"], value) for key, value in metrics.items() if (match := PER_TYPE_F1.match(key)))
-        if per_type:
-            media["tables/test_f1_per_type"] = wandb.Table(columns=["type", "f1"], data=[list(row) for row in per_type])
-        for path in record_files(run_dir, ".csv"):
-            table = csv_table(path)
-            if table is not None:
-                media[f"tables/{path.relative_to(run_dir).with_suffix('').as_posix()}"] = table
-        for path in record_files(run_dir, ".png"):
-            media[f"plots/{path.relative_to(run_dir).with_suffix('').as_posix()}"] = wandb.Image(str(path))
-        if media:
-            run.log(media)
-        where = run.url if wandb_mode() == "online" else f"{wandb_mode()}, files in {Path(run.dir).parent}"
-        print(f"W&B run: {run.path} ({where})", flush=True)
+    run = logger.experiment
+    run.summary.update(metrics)
+    media = {}
+    per_type = sorted((match["type"], value) for key, value in metrics.items() if (match := PER_TYPE_F1.match(key)))
+    if per_type:
+        media["tables/test_f1_per_type"] = wandb.Table(columns=["type", "f1"], data=[list(row) for row in per_type])
+    for path in record_files(run_dir, ".csv"):
+        table = csv_table(path)
+        if table is not None:
+            media[f"tables/{path.relative_to(run_dir).with_suffix('').as_posix()}"] = table
+    for path in record_files(run_dir, ".png"):
+        media[f"plots/{path.relative_to(run_dir).with_suffix('').as_posix()}"] = wandb.Image(str(path))
+    if media:
+        run.log(media)
+    where = run.url if wandb_mode() == "online" else f"{wandb_mode()}, files in {Path(run.dir).parent}"
+    print(f"W&B run: {run.path} ({where})", flush=True)
     finish_wandb_run(exit_code=0)
 
 
