@@ -36,6 +36,33 @@ def configure_hardware(cfg) -> dict:
     return {"accelerator": accelerator, "devices": cfg.devices, "precision": precision, "strategy": cfg.strategy}
 
 
+ATTENTION_CHOICES = ("auto", "sdpa", "eager")
+# hardware.attention=auto: the Hugging Face attention implementation by device and matmul dtype, from
+# ``benchmarks/attention.py`` (README: Resources); a device/dtype not listed gets transformers' own default, sdpa.
+ATTENTION_BY_DEVICE = {
+    # measured, 2-core AMD EPYC, AVX2: sdpa (PyTorch's CPU flash kernel) is 1.1-2.5x faster than eager per attention
+    # call at widths 32-128, as fast at 16; in a whole MiniLM step the two are within the machine's noise
+    ("cpu", torch.float32): "sdpa",
+    # measured on the same AVX2 CPU only, where bf16 is emulated: eager's bf16 batched matmuls make attention 3-10x
+    # slower than sdpa; not measured on a CPU with bf16 units (where hardware=auto picks bf16)
+    ("cpu", torch.bfloat16): "sdpa",
+    # not measured (no GPU here): transformers' default
+    ("gpu", torch.bfloat16): "sdpa",
+    ("gpu", torch.float32): "sdpa",
+}
+
+
+def attention_implementation(setting: str, accelerator: str, precision: str) -> str:
+    """The ``attn_implementation`` models are loaded with: ``hardware.attention``, or for ``auto`` the measured
+    choice for this device and precision."""
+    if setting not in ATTENTION_CHOICES:
+        raise ConfigError(f"hardware.attention={setting!r} must be one of {', '.join(ATTENTION_CHOICES)} "
+                          "(e.g. hardware.attention=auto)")
+    if setting != "auto":
+        return setting
+    return ATTENTION_BY_DEVICE.get((accelerator, precision_dtype(precision)), "sdpa")
+
+
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), read from its flags, not timed: a choice
     that followed a benchmark would change with the machine's load, and with it the run's numbers."""

@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 from ftaudit.config import check_config
 from ftaudit.data.ner import NERDataModule
 from ftaudit.evaluation import conlleval_lines
-from ftaudit.hardware import check_worker_launch, compile_model, configure_hardware, is_main_process, peak_tflops
+from ftaudit.hardware import (attention_implementation, check_worker_launch, compile_model, configure_hardware,
+                              is_main_process, peak_tflops)
 from ftaudit.methods import build_method
 from ftaudit.models.loading import load_token_classifier, load_tokenizer
 from ftaudit.models.ner import NERTagger
@@ -41,6 +42,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     hardware = configure_hardware(cfg.hardware)
+    attention = attention_implementation(cfg.hardware.attention, hardware["accelerator"], hardware["precision"])
     check_worker_launch(cfg.hardware)
     main_process = is_main_process()  # DDP/FSDP workers train and test, only the main process records
     peak, peak_source = peak_tflops(cfg.hardware, hardware["accelerator"], hardware["precision"]) if main_process else (None, "")
@@ -52,7 +54,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     tokenizer = load_tokenizer(cfg.model)
     datamodule = NERDataModule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
     datamodule.setup()
-    model = load_token_classifier(cfg.model, datamodule.labels)
+    model = load_token_classifier(cfg.model, datamodule.labels, attention)
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     model = method.prepare(model, total_steps=len(datamodule.train_dataloader()) * cfg.trainer.max_epochs)
     compile_model(model, cfg.hardware)
@@ -100,6 +102,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     env = environment(cfg.seed, f"{hardware['accelerator']} ({hardware['precision']})")
     env["tested_checkpoint"] = f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"
     env["skipped_probes"] = skipped
+    env["attention"] = attention
     env["resources"] = {"energy_method": meter.energy_method, "peak_tflops_source": peak_source}
     write_record(run_dir, cfg, metrics, env, {"predictions/test.txt": predictions})
     print_summary(run_dir, metrics, env["tested_checkpoint"])

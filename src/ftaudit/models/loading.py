@@ -47,9 +47,9 @@ def load_tokenizer(model_cfg):
     return tokenizer
 
 
-def load_token_classifier(model_cfg, labels: list[str]):
+def load_token_classifier(model_cfg, labels: list[str], attn_implementation: str | None = None):
     """A pretrained encoder with a fresh classification head, or (``random_init``) a model built from a config; in
-    eval mode."""
+    eval mode. ``attn_implementation``: transformers' (``sdpa``, ``eager``; None: its default)."""
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     source = resolve_source(model_cfg.name_or_path)
@@ -59,9 +59,9 @@ def load_token_classifier(model_cfg, labels: list[str]):
         if model_cfg.random_init:
             overrides = OmegaConf.to_container(model_cfg.random_init, resolve=True)
             config = AutoConfig.from_pretrained(source, **overrides, **label_maps)
-            model = AutoModelForTokenClassification.from_config(config)
+            model = AutoModelForTokenClassification.from_config(config, attn_implementation=attn_implementation)
         else:
-            model = AutoModelForTokenClassification.from_pretrained(source, **label_maps)
+            model = AutoModelForTokenClassification.from_pretrained(source, **label_maps, attn_implementation=attn_implementation)
     except OSError as err:
         raise _unreachable("model", source, err) from None
     if model_cfg.dropout is not None:
