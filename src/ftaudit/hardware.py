@@ -40,11 +40,12 @@ ATTENTION_CHOICES = ("auto", "sdpa", "eager")
 # hardware.attention=auto: the Hugging Face attention implementation by device and matmul dtype, from
 # ``benchmarks/attention.py`` (README: Resources); a device/dtype not listed gets transformers' own default, sdpa.
 ATTENTION_BY_DEVICE = {
-    # measured, 2-core AMD EPYC, AVX2: sdpa (PyTorch's CPU flash kernel) is 1.1-2.5x faster than eager per attention
-    # call at widths 32-128, as fast at 16; in a whole MiniLM step the two are within the machine's noise
+    # measured, 2-core AMD EPYC (AVX2), batch 32, 12 heads x 32 dims: per attention call, sdpa (PyTorch's CPU flash
+    # kernel) is 1.4-2.0x faster than eager in training at widths 32-128 (eager 12% faster at 16) and 1.0-1.8x in
+    # inference; over a whole MiniLM step they are within the machine's noise up to width 64, sdpa 1.14x at 128
     ("cpu", torch.float32): "sdpa",
-    # measured on the same AVX2 CPU only, where bf16 is emulated: eager's bf16 batched matmuls make attention 3-10x
-    # slower than sdpa; not measured on a CPU with bf16 units (where hardware=auto picks bf16)
+    # measured on the same CPU, where bf16 is emulated: eager's bf16 batched matmuls make attention 2.1-2.4x slower
+    # than sdpa in training, 5-11x in inference; not measured on a CPU with bf16 units (where hardware=auto picks bf16)
     ("cpu", torch.bfloat16): "sdpa",
     # not measured (no GPU here): transformers' default
     ("gpu", torch.bfloat16): "sdpa",
