@@ -4,8 +4,11 @@
 
 Runs ``train.py``'s own run (MiniLM, the first 800 CoNLL-2003 training sentences, ftaudit's defaults, lr 5e-5 as in
 ``speed.py``) with a callback that profiles training steps 5..24 (after warm-up) and prints each kind of work's share
-of the CPU time (matmuls, attention, dropout, optimiser, ...), the top operators, and the matmuls' achieved TFLOP/s
-against this machine's fp32 matmul peak. About a minute on 2 CPU cores.
+of the CPU time (matmuls, attention, dropout, optimiser, ...), the top operators, the matmuls' achieved TFLOP/s
+against this machine's matmul peak in the run's precision, and the wall time from the gradients being ready to the
+step's end (gradient clipping, optimiser update, lr schedule): unfused AdamW (``fused`` is turned off under mixed
+precision with clipping) runs plain per-parameter operators (``aten::mul_``, ``aten::lerp_``, ...) that the kinds
+above count as "other", so that time is the optimiser's cost. About a minute on 2 CPU cores in fp32.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ class StepProfiler(L.Callback):
     """torch.profiler around training steps SKIP .. SKIP + STEPS - 1 (each: forward, backward, optimiser step)."""
 
     def __init__(self):
-        self.profile, self.seconds, self.tokens = None, 0.0, 0
+        self.profile, self.seconds, self.tokens, self.update_seconds = None, 0.0, 0, 0.0
+
+    def on_train_start(self, trainer, module):
+        self.precision = trainer.precision
 
     def on_train_batch_start(self, trainer, module, batch, batch_index):
         if batch_index == SKIP:
@@ -53,7 +59,12 @@ class StepProfiler(L.Callback):
         if SKIP <= batch_index < SKIP + STEPS:
             self.tokens += int(batch["attention_mask"].sum())
 
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.gradients_ready = time.perf_counter()  # after backward; clipping and the update follow
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+        if SKIP <= batch_index < SKIP + STEPS:
+            self.update_seconds += time.perf_counter() - self.gradients_ready
         if batch_index == SKIP + STEPS - 1:
             self.seconds = time.perf_counter() - self.started
             self.profile.__exit__(None, None, None)
@@ -76,7 +87,7 @@ def matmul_flops(event) -> float:
 
 
 def report(profiler: StepProfiler) -> None:
-    from ftaudit.hardware import matmul_tflops
+    from ftaudit.hardware import matmul_tflops, precision_dtype
 
     events = profiler.profile.key_averages(group_by_input_shape=True)
     by_kind, by_op = defaultdict(float), defaultdict(float)
@@ -86,10 +97,13 @@ def report(profiler: StepProfiler) -> None:
         by_op[event.key] += event.self_cpu_time_total / 1e6
     total = sum(by_kind.values())
     matmul_seconds = by_kind["matmul (linear layers)"]
-    peak = matmul_tflops(torch.float32)
+    dtype = precision_dtype(profiler.precision)
+    peak = matmul_tflops(dtype)
     print(f"\n{STEPS} training steps (forward, backward, optimiser step): {profiler.seconds:.2f} s wall, "
           f"{1000 * profiler.seconds / STEPS:.0f} ms/step, {profiler.tokens / profiler.seconds:.0f} non-pad tokens/s, "
           f"{torch.get_num_threads()} threads; profiler CPU time {total:.2f} s (summed over threads' operators)")
+    print(f"after backward (gradient clipping, optimiser update, lr schedule; wall): {1000 * profiler.update_seconds / STEPS:.0f} "
+          f"ms/step, {profiler.update_seconds / profiler.seconds:.1%} of the step")
     print(f"{'kind of work':28s} {'share':>7s} {'seconds':>8s}")
     for kind, seconds in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"{kind:28s} {seconds / total:7.1%} {seconds:8.2f}")
@@ -97,7 +111,7 @@ def report(profiler: StepProfiler) -> None:
     for name, seconds in sorted(by_op.items(), key=lambda item: -item[1])[:12]:
         print(f"  {name:50s} {seconds / total:7.1%}")
     print(f"linear-layer matmuls: {flops / 1e12:.3f} TFLOP in {matmul_seconds:.2f} s = {flops / matmul_seconds / 1e12:.3f} "
-          f"TFLOP/s; this machine's fp32 matmul peak now: {peak:.3f} TFLOP/s (large square matrices)")
+          f"TFLOP/s; this machine's {dtype} matmul peak now: {peak:.3f} TFLOP/s (large square matrices)")
 
 
 def main() -> None:

@@ -1,17 +1,22 @@
 """ftaudit against the Hugging Face Trainer with run_ner.py's defaults: same data, same hyper-parameters, same machine.
 
-    python benchmarks/speed.py --quick     # a CoNLL-2003 sample, under 10 minutes on 2 CPU cores
-    python benchmarks/speed.py             # the whole CoNLL-2003 training set
+    python benchmarks/speed.py --quick                      # a CoNLL-2003 sample, under 10 minutes on 2 CPU cores
+    python benchmarks/speed.py --max-train-samples 3000     # issue 15's protocol: the first 3,000 training sentences
+    python benchmarks/speed.py                              # the whole CoNLL-2003 training set
 
-Trains MiniLM (lr 5e-5, batch 32, seed 42, 1 epoch, linear schedule) four times, one after the other, each in a
-fresh process: (a) ``train.py`` with ftaudit's defaults, (a') the same with the model's own dropout (0.1; ftaudit's
-MiniLM recipe has it off), as the Trainer has it, (b) a ``Trainer`` doing what run_ner.py does by default
-(first-sub-token labels, ``DataCollatorForTokenClassification``, random batches, fp32, the Trainer's default
-optimiser) and (c) the same ``Trainer`` with ``train_sampling_strategy="group_by_length"``. When ftaudit ran with
-fewer CPU threads than torch's default (``hardware.num_threads``), (d) = (c) with ftaudit's thread count separates
-what that choice buys from the rest. It prints each one's non-pad tokens/s, wall time, test entity F1 (seqeval
-default mode, on every test word) and MFU against the matmul peak of the precision it ran in, measured at the start
-of the same invocation, then the throughput ratios. Where a step's time goes: ``benchmarks/profile_step.py``.
+Trains MiniLM on the CPU (lr 5e-5, batch 32, seed 42, 1 epoch, linear schedule), one run after the other, each in a
+fresh process: (a) ``train.py`` with ftaudit's defaults in fp32 (``hardware=cpu``), (a') the same with the model's
+own dropout (0.1; ftaudit's MiniLM recipe has it off), as the Trainer has it, (b) a ``Trainer`` doing what run_ner.py
+does by default (first-sub-token labels, ``DataCollatorForTokenClassification``, random batches, fp32, the Trainer's
+default optimiser) and (c) the same ``Trainer`` with ``train_sampling_strategy="group_by_length"``. When ftaudit ran
+with fewer CPU threads than torch's default (``hardware.num_threads``), (d) = (c) with ftaudit's thread count
+separates what that choice buys from the rest. Where the CPU has bf16 units (AVX512-BF16 or AMX), two bf16 runs
+follow: (e) = (c) with ``bf16=True`` and (f) ftaudit with the precision ``hardware=auto`` picks on such a CPU
+(``hardware.precision=auto``: bf16-mixed);
+on other CPUs they are skipped, with the reason printed (bf16 is emulated there, ~100x slower than fp32). It prints
+each one's non-pad tokens/s, wall time, test entity F1 (seqeval default mode, on every test word) and MFU against
+the matmul peak of the precision it ran in (fp32 and bf16 peaks measured at the start of the same invocation), then
+the throughput ratios. Where a step's time goes: ``benchmarks/profile_step.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ def conll_splits() -> dict:
     from ftaudit.tasks.ner.conll import load_conll_splits
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return load_conll_splits(compose("train").data)
+        return load_conll_splits(compose("train").data)[0]
 
 
 def non_embedding_params(model: torch.nn.Module) -> float:
@@ -51,9 +56,23 @@ def non_embedding_params(model: torch.nn.Module) -> float:
     return parameter_counts(model)["resource/params_non_embedding"]
 
 
+def aligned_rows(tokenizer, sentences, label2id: dict[str, int]) -> tuple[list[dict], object]:
+    """run_ner.py's tokenize_and_align_labels with label_all_tokens=False: the Trainer's rows, and the encoding."""
+    encoded = tokenizer([s.tokens for s in sentences], truncation=True, is_split_into_words=True)
+    rows = []
+    for index, sentence in enumerate(sentences):
+        word_ids, previous, label_ids = encoded.word_ids(index), None, []
+        for word in word_ids:
+            label_ids.append(-100 if word is None or word == previous else label2id[sentence.tags[word]])
+            previous = word
+        rows.append({key: encoded[key][index] for key in encoded.keys()} | {"labels": label_ids})
+    return rows, encoded
+
+
 def run_trainer_baseline(sampling: str, train_sentences: int | None, test_sentences: int | None, result: Path,
-                         threads: int | None) -> None:
-    """One Trainer run as run_ner.py sets it up by default; writes its figures to ``result`` (JSON)."""
+                         threads: int | None, bf16: bool) -> None:
+    """One Trainer run as run_ner.py sets it up by default (``bf16``: with bf16 autocast); writes its figures to
+    ``result`` (JSON)."""
     import numpy as np
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
@@ -74,19 +93,8 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
     source = resolve_source(MINILM)
     tokenizer = AutoTokenizer.from_pretrained(source)
 
-    def features(sentences):  # run_ner.py's tokenize_and_align_labels with label_all_tokens=False
-        encoded = tokenizer([s.tokens for s in sentences], truncation=True, is_split_into_words=True)
-        rows = []
-        for index, sentence in enumerate(sentences):
-            word_ids, previous, label_ids = encoded.word_ids(index), None, []
-            for word in word_ids:
-                label_ids.append(-100 if word is None or word == previous else label2id[sentence.tags[word]])
-                previous = word
-            rows.append({key: encoded[key][index] for key in encoded.keys()} | {"labels": label_ids})
-        return rows, encoded
-
-    train_rows, _ = features(train)
-    test_rows, test_encoded = features(test)
+    train_rows, _ = aligned_rows(tokenizer, train, label2id)
+    test_rows, test_encoded = aligned_rows(tokenizer, test, label2id)
     set_seed(HYPER["seed"])
     model = AutoModelForTokenClassification.from_pretrained(
         source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
@@ -102,7 +110,7 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
     args = TrainingArguments(
         output_dir=str(result.parent / f"trainer-{sampling}"), learning_rate=HYPER["lr"], seed=HYPER["seed"],
         per_device_train_batch_size=HYPER["batch_size"], num_train_epochs=HYPER["epochs"],
-        train_sampling_strategy=sampling, per_device_eval_batch_size=64,
+        train_sampling_strategy=sampling, per_device_eval_batch_size=64, bf16=bf16, use_cpu=True,
         report_to="none", save_strategy="no", disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
@@ -125,7 +133,7 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
         "train_seconds": train_seconds, "tokens": tokens, "padded_tokens": padded,
         "test_f1": entity_scores([s.tags for s in test], predicted)["f1"],
         "non_embedding_params": non_embedding_params(model), "optimizer": str(args.optim),
-        "threads": torch.get_num_threads(), "precision": "32-true",
+        "threads": torch.get_num_threads(), "precision": "bf16-mixed" if bf16 else "32-true",
     }))
 
 
@@ -158,8 +166,11 @@ def timed(run) -> dict:
     return figures | {"wall_seconds": time.perf_counter() - started, "load_before": load}
 
 
-NAMES = {"ftaudit": "(a) ftaudit defaults", "ftaudit-dropout": "(a') = (a) with (b)'s dropout 0.1", "random": "(b) Trainer, run_ner defaults",
-         "group_by_length": "(c) Trainer, group_by_length", "group_by_length-threads": "(d) = (c) with ftaudit's threads"}
+NAMES = {"ftaudit": "(a) ftaudit defaults, fp32", "ftaudit-dropout": "(a') = (a) with (b)'s dropout 0.1",
+         "random": "(b) Trainer, run_ner defaults", "group_by_length": "(c) Trainer, group_by_length",
+         "group_by_length-threads": "(d) = (c) with ftaudit's threads", "group_by_length-bf16": "(e) = (c) with bf16=True",
+         "ftaudit-bf16": "(f) ftaudit, precision auto (bf16)"}
+FP32_TRAINER_RUNS = ("random", "group_by_length", "group_by_length-threads")
 
 
 def report(results: dict[str, dict], peaks: dict[str, float], out: Path, data: str) -> None:
@@ -172,13 +183,17 @@ def report(results: dict[str, dict], peaks: dict[str, float], out: Path, data: s
         r["mfu"] = 6 * r["non_embedding_params"] * r["tokens"] / r["train_seconds"] / (peak * 1e12)
         print(f"{NAMES[key]:36s} {r['tokens_per_second']:8.0f} {r['train_seconds']:8.1f} {r['wall_seconds']:8.1f} "
               f"{r['padded_tokens'] / r['tokens']:7.2f}x {r['test_f1']:8.4f} {r['mfu']:7.1%} {r['load_before']:5.1f} {r['threads']:7d} {r['precision']}")
-    for ours, label in ((results["ftaudit"], "(a)"), (results["ftaudit-dropout"], "(a')")):
-        for key in [key for key in results if not key.startswith("ftaudit")]:
-            ratio = ours["tokens_per_second"] / results[key]["tokens_per_second"]
-            target = f" (target >= {TARGETS[key]}: {'met' if ratio >= TARGETS[key] else 'NOT met'})" if key in TARGETS else ""
-            print(f"throughput {label} / {NAMES[key]}: {ratio:.2f}x{target}")
-        delta = 100 * (ours["test_f1"] - results["random"]["test_f1"])
-        print(f"test F1 {label} - (b): {delta:+.2f} points (target >= -0.5: {'met' if delta >= -0.5 else 'NOT met'})")
+    comparisons = [(ours, key) for ours in ("ftaudit", "ftaudit-dropout") for key in FP32_TRAINER_RUNS if key in results]
+    if "ftaudit-bf16" in results:
+        comparisons += [("ftaudit-bf16", "group_by_length-bf16"), ("ftaudit-bf16", "ftaudit")]
+    for ours, key in comparisons:
+        ratio = results[ours]["tokens_per_second"] / results[key]["tokens_per_second"]
+        target = f" (target >= {TARGETS[key]}: {'met' if ratio >= TARGETS[key] else 'NOT met'})" if key in TARGETS else ""
+        print(f"throughput {NAMES[ours].split()[0]} / {NAMES[key]}: {ratio:.2f}x{target}")
+    for ours in ("ftaudit", "ftaudit-dropout", "ftaudit-bf16"):
+        if ours in results:
+            delta = 100 * (results[ours]["test_f1"] - results["random"]["test_f1"])
+            print(f"test F1 {NAMES[ours].split()[0]} - (b): {delta:+.2f} points (target >= -0.5: {'met' if delta >= -0.5 else 'NOT met'})")
     print(f"Trainer optimiser (TrainingArguments.optim default): {results['random']['optimizer']}; "
           f"MFU = 6 x non-embedding params x non-pad tokens / train s / the peak of the run's precision; data: {data}; "
           f"results in {out / 'results.json'}")
@@ -189,42 +204,60 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"first {QUICK['train']} train / {QUICK['test']} test sentences")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / f"speed-{datetime.now():%Y-%m-%d_%H-%M-%S}")
-    parser.add_argument("--sentences", nargs=2, type=int, metavar=("TRAIN", "TEST"), help="first TRAIN / TEST sentences (0: all)")
+    parser.add_argument("--max-train-samples", type=int, help="first N training sentences (default: all; --quick: "
+                        f"{QUICK['train']})")
+    parser.add_argument("--max-test-samples", type=int, help=f"first N test sentences (default: all; --quick: {QUICK['test']})")
     parser.add_argument("--trainer-baseline", choices=list(TARGETS), help=argparse.SUPPRESS)  # one Trainer run, in a child
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sentences = args.sentences or ((QUICK["train"], QUICK["test"]) if args.quick else (0, 0))
-    train_sentences, test_sentences = (n or None for n in sentences)
+    train_sentences = args.max_train_samples or (QUICK["train"] if args.quick else None)
+    test_sentences = args.max_test_samples or (QUICK["test"] if args.quick else None)
     if args.trainer_baseline:
         run_trainer_baseline(args.trainer_baseline, train_sentences, test_sentences, args.out / f"{args.result}.json",
-                             args.threads)
+                             args.threads, args.bf16)
         return
 
-    from ftaudit.hardware import matmul_tflops
+    from ftaudit.hardware import cpu_has_native_bf16, matmul_tflops
 
     args.out.mkdir(parents=True, exist_ok=True)
     peaks = {"fp32": matmul_tflops(torch.float32), "bf16": matmul_tflops(torch.bfloat16)}
     print(f"benchmark in {args.out}; fp32 peak {peaks['fp32']:.4f}, bf16 peak {peaks['bf16']:.4f} TFLOP/s", flush=True)
+    limits = [f"--max-train-samples={train_sentences or 0}", f"--max-test-samples={test_sentences or 0}"]
 
-    def trainer_run(name: str, threads: int | None = None):
+    def trainer_run(name: str, threads: int | None = None, bf16: bool = False):
         def run():
             command = [sys.executable, __file__, "--trainer-baseline", name.split("-")[0], "--result", name,
-                       "--out", str(args.out), "--sentences", *map(str, sentences), *(["--threads", str(threads)] if threads else [])]
+                       "--out", str(args.out), *limits, *(["--threads", str(threads)] if threads else []),
+                       *(["--bf16"] if bf16 else [])]
             run_logged(command, args.out / f"{name}.log")
             return json.loads((args.out / f"{name}.json").read_text())
         return run
 
+    def ftaudit_run(name: str, *extra: str):
+        return lambda: run_ftaudit(args.out, name, train_sentences, test_sentences, *extra)
+
+    # fp32 on the CPU (hardware=cpu), whatever the machine; (a') trains with the model's own dropout, as the Trainer
+    # does (ftaudit's MiniLM recipe has it off, README)
     results = {}
-    # (a') trains with the model's own dropout, as the Trainer does; ftaudit's MiniLM recipe has it off (README)
-    for key, run in (("ftaudit", lambda: run_ftaudit(args.out, "ftaudit", train_sentences, test_sentences)),
-                     ("ftaudit-dropout", lambda: run_ftaudit(args.out, "ftaudit-dropout", train_sentences, test_sentences,
-                                                             "model.dropout=null")),
-                     ("random", trainer_run("random")), ("group_by_length", trainer_run("group_by_length"))):
-        results[key] = timed(run)
-        print(f"  done: {key} ({results[key]['wall_seconds']:.0f} s)", flush=True)
+
+    def run_all(runs) -> None:
+        for key, run in runs:
+            results[key] = timed(run)
+            print(f"  done: {key} ({results[key]['wall_seconds']:.0f} s)", flush=True)
+
+    run_all([("ftaudit", ftaudit_run("ftaudit", "hardware=cpu")),
+             ("ftaudit-dropout", ftaudit_run("ftaudit-dropout", "hardware=cpu", "model.dropout=null")),
+             ("random", trainer_run("random")), ("group_by_length", trainer_run("group_by_length"))])
     if results["ftaudit"]["threads"] < results["group_by_length"]["threads"]:
-        results["group_by_length-threads"] = timed(trainer_run("group_by_length-threads", results["ftaudit"]["threads"]))
+        run_all([("group_by_length-threads", trainer_run("group_by_length-threads", results["ftaudit"]["threads"]))])
+    if cpu_has_native_bf16():  # hardware.precision=auto on this CPU: bf16-mixed, what hardware=auto picks without a GPU
+        run_all([("group_by_length-bf16", trainer_run("group_by_length-bf16", bf16=True)),
+                 ("ftaudit-bf16", ftaudit_run("ftaudit-bf16", "hardware=cpu", "hardware.precision=auto"))])
+    else:
+        print("bf16 runs (e) and (f) skipped: this CPU has no bf16 units (no avx512_bf16 or amx_bf16 in /proc/cpuinfo), "
+              f"so bf16 matmuls are emulated ({peaks['bf16']:.4f} vs fp32 {peaks['fp32']:.4f} TFLOP/s)", flush=True)
     report(results, peaks, args.out, f"first {train_sentences} train / {test_sentences} test sentences"
            if train_sentences or test_sentences else "whole CoNLL-2003 train and test sets")
 

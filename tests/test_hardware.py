@@ -3,6 +3,7 @@
 import json
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -69,6 +70,39 @@ def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
                                    "hardware.peak_tflops=0.5"), tmp_path)
     assert 0 <= metrics["task/test_f1"] <= 1 and metrics["resource/mfu"] > 0
     assert json.loads((tmp_path / "env.json").read_text())["device"] == "cpu (bf16-mixed)"
+
+
+@pytest.mark.parametrize("accelerator, precision", [("cpu", "32-true"), ("cpu", "bf16-mixed"), ("gpu", "bf16-mixed"),
+                                                    ("gpu", "32-true"), ("gpu", "16-mixed")])
+def test_attention_choice_per_device_and_precision(accelerator, precision):
+    # auto: sdpa wherever it was measured (README: Resources) and transformers' default where it was not (fp16)
+    assert hardware.attention_implementation("auto", accelerator, precision) == "sdpa"
+    for setting in ("sdpa", "eager"):  # an explicit setting wins
+        assert hardware.attention_implementation(setting, accelerator, precision) == setting
+
+
+def test_auto_attention_follows_the_table(monkeypatch):
+    monkeypatch.setitem(hardware.ATTENTION_BY_DEVICE, ("cpu", torch.bfloat16), "eager")
+    assert hardware.attention_implementation("auto", "cpu", "bf16-mixed") == "eager"
+    assert hardware.attention_implementation("auto", "cpu", "32-true") == "sdpa"
+
+
+def test_unknown_attention_is_a_config_error():
+    with pytest.raises(ConfigError, match="hardware.attention='flash' must be one of auto, sdpa, eager"):
+        hardware.attention_implementation("flash", "cpu", "32-true")
+
+
+class AttentionSeen(L.Callback):
+    def on_fit_start(self, trainer, module):
+        self.implementation = module.model.config._attn_implementation
+
+
+def test_run_loads_the_model_with_the_chosen_attention_and_records_it(tmp_path, restore_threads):
+    seen = AttentionSeen()  # eager: not transformers' default, so only the setting can have chosen it
+    train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.attention=eager",
+                         "probes.degradation=[]", "probes.fairness.enabled=false"), tmp_path, callbacks=[seen])
+    assert seen.implementation == "eager"
+    assert json.loads((tmp_path / "env.json").read_text())["attention"] == "eager"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is visible")

@@ -49,6 +49,34 @@ def inference_autocast(accelerator: str, precision: str) -> Callable[[], context
     return functools.partial(torch.autocast, "cuda" if accelerator == "gpu" else "cpu", dtype=precision_dtype(precision))
 
 
+ATTENTION_CHOICES = ("auto", "sdpa", "eager")
+# hardware.attention=auto: the Hugging Face attention implementation by device and matmul dtype, from
+# ``benchmarks/attention.py`` (README: Resources); a device/dtype not listed gets transformers' own default, sdpa.
+ATTENTION_BY_DEVICE = {
+    # measured, 2-core AMD EPYC (AVX2), batch 32, 12 heads x 32 dims: per attention call, sdpa (PyTorch's CPU flash
+    # kernel) is 1.4-2.0x faster than eager in training at widths 32-128 (eager 12% faster at 16) and 1.0-1.8x in
+    # inference; over a whole MiniLM step they are within the machine's noise up to width 64, sdpa 1.14x at 128
+    ("cpu", torch.float32): "sdpa",
+    # measured on the same CPU, where bf16 is emulated: eager's bf16 batched matmuls make attention 2.1-2.4x slower
+    # than sdpa in training, 5-11x in inference; not measured on a CPU with bf16 units (where hardware=auto picks bf16)
+    ("cpu", torch.bfloat16): "sdpa",
+    # not measured (no GPU here): transformers' default
+    ("gpu", torch.bfloat16): "sdpa",
+    ("gpu", torch.float32): "sdpa",
+}
+
+
+def attention_implementation(setting: str, accelerator: str, precision: str) -> str:
+    """The ``attn_implementation`` models are loaded with: ``hardware.attention``, or for ``auto`` the measured
+    choice for this device and precision."""
+    if setting not in ATTENTION_CHOICES:
+        raise ConfigError(f"hardware.attention={setting!r} must be one of {', '.join(ATTENTION_CHOICES)} "
+                          "(e.g. hardware.attention=auto)")
+    if setting != "auto":
+        return setting
+    return ATTENTION_BY_DEVICE.get((accelerator, precision_dtype(precision)), "sdpa")
+
+
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), read from its flags, not timed: a choice
     that followed a benchmark would change with the machine's load, and with it the run's numbers."""

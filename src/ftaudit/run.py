@@ -15,8 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.config import FTAUDIT_TRAINER_KEYS, check_config
 from ftaudit.errors import ConfigError, Interrupted
-from ftaudit.hardware import (check_worker_launch, compile_model, configure_hardware, inference_autocast,
-                              is_main_process, peak_tflops, process_count)
+from ftaudit.hardware import (attention_implementation, check_worker_launch, compile_model, configure_hardware,
+                              inference_autocast, is_main_process, peak_tflops, process_count)
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations
 from ftaudit.models.loading import load_classifier, load_tokenizer
@@ -52,6 +52,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     hardware = configure_hardware(cfg)
+    attention = attention_implementation(cfg.hardware.attention, hardware["accelerator"], hardware["precision"])
     check_worker_launch(cfg.trainer)
     main_process = is_main_process()  # DDP/FSDP workers train and test, only the main process records
     peak, peak_source = peak_tflops(cfg.hardware, hardware["accelerator"], hardware["precision"]) if main_process else (None, "")
@@ -65,7 +66,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     tokenizer = load_tokenizer(cfg.model)
     datamodule = task.datamodule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
     datamodule.setup()
-    model = load_classifier(cfg.model, task.head, datamodule.labels)
+    model = load_classifier(cfg.model, task.head, datamodule.labels, attention)
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     train_batches = len(datamodule.train_dataloader())
     model = method.prepare(model, total_steps=optimizer_steps(train_batches, cfg.trainer, process_count(cfg.trainer)))
@@ -111,6 +112,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     env["tested_checkpoint"] = f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"
     env["skipped_probes"] = skipped
     env["data_files"] = data_file_hashes(datamodule, probes)
+    env["attention"] = attention
     env["resources"] = {"energy_method": meter.energy_method, "peak_tflops_source": peak_source}
     write_record(run_dir, cfg, metrics, declarations(metrics, specs), env, task.prediction_files(datamodule, module))
     print_summary(run_dir, metrics, env["tested_checkpoint"])

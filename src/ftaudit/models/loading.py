@@ -47,9 +47,10 @@ def load_tokenizer(model_cfg):
     return tokenizer
 
 
-def load_classifier(model_cfg, head: str, labels: list[str]):
+def load_classifier(model_cfg, head: str, labels: list[str], attn_implementation: str | None = None):
     """A pretrained encoder with a fresh classification head (``head``: a transformers auto class, e.g.
-    ``AutoModelForTokenClassification``), or (``random_init``) a model built from a config; in eval mode."""
+    ``AutoModelForTokenClassification``), or (``random_init``) a model built from a config; in eval mode.
+    ``attn_implementation``: transformers' (``sdpa``, ``eager``; None: its default)."""
     import transformers
     from transformers import AutoConfig
 
@@ -61,9 +62,9 @@ def load_classifier(model_cfg, head: str, labels: list[str]):
         if model_cfg.random_init:
             overrides = OmegaConf.to_container(model_cfg.random_init, resolve=True)
             config = AutoConfig.from_pretrained(source, **overrides, **label_maps)
-            model = auto_class.from_config(config)
+            model = auto_class.from_config(config, attn_implementation=attn_implementation)
         else:
-            model = auto_class.from_pretrained(source, **label_maps)
+            model = auto_class.from_pretrained(source, **label_maps, attn_implementation=attn_implementation)
     except OSError as err:
         raise _unreachable("model", source, err) from None
     if model_cfg.dropout is not None:
