@@ -6,9 +6,9 @@ Runs ``train.py``'s own run (MiniLM, the first 800 CoNLL-2003 training sentences
 ``speed.py``) with a callback that profiles training steps 5..24 (after warm-up) and prints each kind of work's share
 of the CPU time (matmuls, attention, dropout, optimiser, ...), the top operators, the matmuls' achieved TFLOP/s
 against this machine's matmul peak in the run's precision, and the wall time from the gradients being ready to the
-step's end (gradient clipping, optimiser update, lr schedule): unfused AdamW (``fused`` is turned off under mixed
-precision with clipping) runs plain per-parameter operators (``aten::mul_``, ``aten::lerp_``, ...) that the kinds
-above count as "other", so that time is the optimiser's cost. About a minute on 2 CPU cores in fp32.
+step's end (gradient clipping, optimiser update, lr schedule): an unfused AdamW (``optimizer.fused=false``) runs
+plain per-parameter operators (``aten::mul_``, ``aten::lerp_``, ...) that the kinds above count as "other", so that
+time is the optimiser's cost. About a minute on 2 CPU cores in fp32.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import ftaudit.hardware as hardware
 from ftaudit.tasks.data import LengthGroupedBatchSampler
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
+from tests.probes.test_degradation import degradation_overrides
 from tests.conftest import TINY_RUN, compose_config, run_script
 
 DDP_ON_CPU = ["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]
@@ -64,12 +65,32 @@ def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_thr
     assert hardware.configure_hardware(compose_config("hardware=cpu"))["precision"] == "32-true"
 
 
+class AutocastAfterTest(L.Callback):
+    """Whether bf16 autocast is on in every forward pass of the model after the test pass: the probes' inferences."""
+
+    def __init__(self):
+        self.states: list[bool] = []
+
+    def on_test_end(self, trainer, module):
+        def record(*args):
+            self.states.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+        module.model.base_model.register_forward_pre_hook(record)  # the encoder the probes call; its copies keep it
+
+
 def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
-    # What hardware=auto picks on a CPU with bf16 units, run here on the tiny model (slow bf16 matmuls, tiny sizes)
+    """What hardware=auto picks on a CPU with bf16 units, run here on the tiny model (slow bf16 matmuls, tiny sizes):
+    every inference after the test pass (probes, fairness tagging) runs under the test pass's autocast, and the base
+    results are cached for this device and precision, apart from fp32 ones."""
+    autocast = AutocastAfterTest()
     metrics = train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.precision=bf16-mixed",
-                                   "hardware.peak_tflops=0.5"), tmp_path)
+                                   "hardware.peak_tflops=0.5", *degradation_overrides(tmp_path, "stsb", "cka"),
+                                   "probes.fairness.enabled=false"), tmp_path / "run", callbacks=[autocast])
     assert 0 <= metrics["task/test_f1"] <= 1 and metrics["resource/mfu"] > 0
-    assert json.loads((tmp_path / "env.json").read_text())["device"] == "cpu (bf16-mixed)"
+    assert json.loads((tmp_path / "run" / "env.json").read_text())["device"] == "cpu (bf16-mixed)"
+    assert len(autocast.states) > 4 and all(autocast.states)
+    keys = [json.loads(entry.read_text())["key"] for entry in (tmp_path / "cache").glob("stsb-*.json")]
+    assert [(key["device"], key["precision"]) for key in keys] == [("cpu", "bf16-mixed")]
 
 
 @pytest.mark.parametrize("accelerator, precision", [("cpu", "32-true"), ("cpu", "bf16-mixed"), ("gpu", "bf16-mixed"),

@@ -12,7 +12,7 @@ import torch
 
 from ftaudit.errors import Interrupted, UserError
 from ftaudit.tasks.ner.metrics import entity_scores
-from ftaudit.run import train
+from ftaudit.run import optimizer_steps, train
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
 REQUIRED_KEYS = {"task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/val_f1",
@@ -274,3 +274,13 @@ def test_real_minilm_on_conll_subset(tmp_path, real_conll_dir):
                          "probes.fairness.enabled=false")
     metrics = train(cfg, tmp_path)
     assert 0.3 < metrics["task/test_f1"] <= 1.0  # loose: pretrained MiniLM learns CoNLL entities fast
+
+
+@pytest.mark.parametrize("batches, overrides, processes, steps", [
+    (10, {}, 1, 30), (10, {}, 2, 15), (11, {}, 2, 18), (10, {"accumulate_grad_batches": 4}, 1, 9),
+    (10, {"limit_train_batches": 4}, 1, 12), (10, {"limit_train_batches": 0.5}, 1, 15), (10, {"max_steps": 7}, 1, 7)])
+def test_optimizer_steps_are_the_real_ones_whatever_the_processes(batches, overrides, processes, steps):
+    """AdaLoRA's rank schedule spans these: under DDP each process takes every processes-th batch, so N processes
+    take N times fewer steps (it used to be computed for one process)."""
+    trainer = compose_config("trainer.max_epochs=3", *(f"trainer.{key}={value}" for key, value in overrides.items())).trainer
+    assert optimizer_steps(batches, trainer, processes) == steps

@@ -128,3 +128,14 @@ def test_validation_twins_of_the_probes_are_accepted_as_objectives():
         with pytest.raises(ConfigError, match="degradation/nothing/drop is not a metric the runs record"):
             check(["degradation/nothing/drop:min"])
     GlobalHydra.instance().clear()
+
+
+def test_a_diverged_trial_is_failed_with_its_reason(sweep, tmp_path):
+    with pytest.raises(SweepStopped, match="TrainingDiverged: training loss is nan at step"):
+        sweep("sweep.n_trials=1", "sweep.max_failures=1", "~sweep.space.optimizer.lr",
+              "+sweep.space.optimizer.lr={type:categorical,choices:[1e12]}", "trainer.gradient_clip_val=null")
+    sweep_dir = tmp_path / "sweep"
+    failed = read_trials(sweep_dir)[0]
+    assert failed["state"] == "FAIL"
+    assert failed["error"].startswith("TrainingDiverged: training loss is nan at step")
+    assert not (sweep_dir / "trials" / "0" / "metrics.json").exists()

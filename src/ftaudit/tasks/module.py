@@ -57,8 +57,7 @@ class TaskModule(L.LightningModule):
         loss = self(batch).loss
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training loss is {loss.item()} at step {self.global_step} (epoch "
-                                   f"{self.current_epoch}): the run diverged; lower optimizer.lr "
-                                   f"(now {self.optimizer_cfg.lr}) or keep trainer.gradient_clip_val on")
+                                   f"{self.current_epoch}): the run diverged; lower optimizer.lr (now {self.optimizer_cfg.lr:g})")
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
