@@ -68,7 +68,8 @@ def test_trials_running_on_other_hosts_are_reported_with_their_fate(tmp_path):
     assert running_elsewhere(study, 180)[0].endswith("the heartbeat check fails it 180 s after the last beat")
 
 
-@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "SIGINT (Ctrl-C)"), (signal.SIGTERM, "SIGTERM")])
+@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "SIGINT (Ctrl-C)"), (signal.SIGTERM, "SIGTERM"),
+                                          (signal.SIGUSR2, "SIGUSR2 (submitit: the time limit is near)")])
 def test_a_stopped_sweep_fails_its_running_trial_and_says_where_it_is(sweep, tmp_path, monkeypatch, signum, name):
     def stopped_during_training(cfg, run_dir, callbacks=()):
         signal.raise_signal(signum)

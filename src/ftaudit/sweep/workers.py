@@ -2,7 +2,8 @@
 
 A worker killed outright (SIGKILL, out of memory, a lost node) leaves its trial RUNNING. Another worker fails it as
 soon as it can tell the worker is dead: on the same host by its process id, on any host through the RDB storage's
-heartbeat. A worker that is told to stop (Ctrl-C, SIGTERM from ``kill`` or SLURM) fails its own trial on the way out.
+heartbeat. A worker that is told to stop (Ctrl-C, SIGTERM from ``kill`` or SLURM, submitit's time-limit SIGUSR2)
+fails its own trial on the way out.
 Either way the trial's folder gets ``error.txt`` saying how the trial ended.
 """
 
@@ -26,7 +27,9 @@ from ftaudit.tracking.record import atomic_write_text
 log = logging.getLogger(__name__)
 
 DEAD_PROCESS = "interrupted: its worker process died"
-STOP_SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+# SIGUSR2 is what submitit's SLURM jobs get shortly before their time limit (hydra.launcher.signal_delay_s).
+STOP_SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM",
+                signal.SIGUSR2: "SIGUSR2 (submitit: the time limit is near)"}
 
 
 def worker_id() -> dict:
@@ -128,7 +131,7 @@ class SweepInterrupted(Exception):
 
 @contextlib.contextmanager
 def failing_own_trials_on_stop(study: optuna.Study, worker: dict, sweep_dir: Path):
-    """While the body runs, SIGINT or SIGTERM fails this worker's running trial ("interrupted: ...") and raises
+    """While the body runs, a stop signal (SIGINT, SIGTERM, SIGUSR2) fails this worker's running trial ("interrupted: ...") and raises
     ``SweepInterrupted``. Signal handlers can only be set from the main thread; elsewhere signals act as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
