@@ -32,16 +32,16 @@ def wait_for(condition, worker: subprocess.Popen, what: str, timeout: float = 30
     raise AssertionError(f"no {what} after {timeout} s")
 
 
-def load(storage: str, sweep_dir: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=make_storage(storage, sweep_dir, heartbeat_seconds=1,
-                                                                   grace_seconds=GRACE))
+def opened(storage: str, sweep_dir: Path):
+    """The storage as the workers open it (one instance per test: each RDB instance holds its connections)."""
+    return make_storage(storage, sweep_dir, heartbeat_seconds=1, grace_seconds=GRACE)
 
 
-def training_trial_of(storage: str, sweep_dir: Path, name: str, host: str):
+def training_trial_of(storage, name: str, host: str):
     """A RUNNING trial of the worker on ``host`` that has started training (its folder has its train.log)."""
     def find():
         try:
-            study = load(storage, sweep_dir, name)
+            study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # the study is not created yet
             return None
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -77,15 +77,16 @@ def test_two_workers_on_postgresql_and_a_killed_one_failed_by_the_heartbeat(tmp_
     sweep_dir = tmp_path / "outputs" / "sweeps" / name
     options = [f"sweep.storage={postgres_url}", f"sweep.study_name={name}", f"sweep.n_trials={n_trials}",
                "sweep.heartbeat_seconds=1", f"sweep.grace_seconds={GRACE}"]
+    storage = opened(postgres_url, sweep_dir)
     here, elsewhere = start_sweep(tmp_path, *options), start_sweep(tmp_path, *options, host=other_host)
-    victim = wait_for(training_trial_of(postgres_url, sweep_dir, name, other_host), elsewhere, "trial on the other host")
+    victim = wait_for(training_trial_of(storage, name, other_host), elsewhere, "trial on the other host")
     elsewhere.send_signal(signal.SIGKILL)
     killed_at = datetime.now()
     elsewhere.wait()
     output = here.communicate(timeout=600)[0]
     assert here.returncode == 0, output[-3000:]
 
-    study = load(postgres_url, sweep_dir, name)
+    study = optuna.load_study(study_name=name, storage=storage)
     check_study(study, n_trials, victim.number)
     assert trial_errors(study) == {victim.number: heartbeat_error(GRACE)}
     check_records(sweep_dir, victim.number, heartbeat_error(GRACE))
@@ -99,16 +100,17 @@ def test_two_workers_on_postgresql_and_a_killed_one_failed_by_the_heartbeat(tmp_
 def test_journal_storage_leaves_a_killed_trial_running_until_a_worker_on_its_host_fails_it(tmp_path, other_host):
     name, n_trials = "journal", 3
     sweep_dir = tmp_path / "outputs" / "sweeps" / name
-    storage = f"journal:{tmp_path / 'study.journal'}"
-    options = [f"sweep.storage={storage}", f"sweep.study_name={name}", f"sweep.n_trials={n_trials}"]
+    journal = f"journal:{tmp_path / 'study.journal'}"
+    options = [f"sweep.storage={journal}", f"sweep.study_name={name}", f"sweep.n_trials={n_trials}"]
+    storage = opened(journal, sweep_dir)
     here, elsewhere = start_sweep(tmp_path, *options), start_sweep(tmp_path, *options, host=other_host)
-    victim = wait_for(training_trial_of(storage, sweep_dir, name, other_host), elsewhere, "trial on the other host")
+    victim = wait_for(training_trial_of(storage, name, other_host), elsewhere, "trial on the other host")
     elsewhere.send_signal(signal.SIGKILL)
     elsewhere.wait()
     output = here.communicate(timeout=600)[0]
     assert here.returncode == 0, output[-3000:]
     # No heartbeat: the trial stays RUNNING (and counts towards n_trials), and the summary says so.
-    study = load(storage, sweep_dir, name)
+    study = optuna.load_study(study_name=name, storage=storage)
     assert [trial.number for trial in study.get_trials(states=(TrialState.RUNNING,))] == [victim.number]
     assert len(study.get_trials(states=FINISHED)) == n_trials - 1
     assert (f"trial {victim.number} is running on pid {elsewhere.pid} on {other_host}, which cannot be checked from"
@@ -117,7 +119,7 @@ def test_journal_storage_leaves_a_killed_trial_running_until_a_worker_on_its_hos
     again = start_sweep(tmp_path, *options, host=other_host)  # a sweep on its host finds the dead process
     output = again.communicate(timeout=600)[0]
     assert again.returncode == 0, output[-3000:]
-    study = load(storage, sweep_dir, name)
+    study = optuna.load_study(study_name=name, storage=storage)
     check_study(study, n_trials, victim.number)
     assert trial_errors(study) == {victim.number: DEAD_PROCESS}
     check_records(sweep_dir, victim.number, DEAD_PROCESS)
