@@ -1,6 +1,7 @@
 """Hardware settings, and data-parallel training (DDP) on CPU with two processes (gloo) on the tiny model."""
 
 import json
+import time
 from types import SimpleNamespace
 
 import lightning as L
@@ -184,3 +185,24 @@ def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
     assert metrics["resource/train_samples"] == 80  # the fixture's 80 sentences, shared by 2 processes
     assert metrics["task/test_f1"] >= 0 and "degradation/weights/drop" in metrics
     assert result.stdout.count("run directory:") == 1
+
+
+def test_concurrent_workers_keep_every_cached_peak(tmp_path, monkeypatch):
+    """Workers measuring different dtypes at once: each benchmark runs once, and no entry overwrites another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("FTAUDIT_CACHE_DIR", str(tmp_path))
+    measured = []
+
+    def slow_benchmark(dtype, device):
+        measured.append(dtype)
+        time.sleep(0.3)  # long enough for the others to read the file meanwhile
+        return 1.0
+
+    monkeypatch.setattr(hardware, "matmul_tflops", slow_benchmark)
+    precisions = ["32-true", "bf16-mixed", "16-mixed"] * 2
+    with ThreadPoolExecutor(len(precisions)) as pool:
+        list(pool.map(lambda precision: hardware.peak_tflops(SimpleNamespace(peak_tflops=None), "cpu", precision),
+                      precisions))
+    assert sorted(map(str, measured)) == ["torch.bfloat16", "torch.float16", "torch.float32"]
+    assert len(json.loads((tmp_path / "peak_tflops.json").read_text())) == 3

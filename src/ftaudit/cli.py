@@ -92,12 +92,17 @@ def train_main(cfg: DictConfig) -> None:
 @exit_on_user_error
 def sweep_main(cfg: DictConfig) -> None:
     from ftaudit.sweep import run_sweep
+    from ftaudit.sweep.workers import SweepInterrupted
 
     hydra_cfg = HydraConfig.get()
     # `-m` starts several workers (e.g. +sweep.worker=0,1,2,3 on a SLURM launcher): they share the sweep folder.
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_dir = Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir).resolve()
-    run_sweep(cfg, sweep_dir, list(hydra_cfg.overrides.task))
+    try:
+        run_sweep(cfg, sweep_dir, list(hydra_cfg.overrides.task))
+    except SweepInterrupted as stopped:  # Ctrl-C / SIGTERM: one line, and the shell's status for an interrupt
+        print(stopped, file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 def train_cli() -> None:

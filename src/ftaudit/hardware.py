@@ -203,14 +203,19 @@ def peak_tflops(cfg, accelerator: str, precision: str) -> tuple[float, str]:
     """
     if cfg.peak_tflops:
         return float(cfg.peak_tflops), "hardware.peak_tflops"
+    from filelock import FileLock
+
     from ftaudit.probes.cache import cache_directory
     from ftaudit.tracking.record import atomic_write_json
 
     dtype = precision_dtype(precision)
     key = f"{device_name(accelerator)} | {dtype}"
     cache = cache_directory(None) / "peak_tflops.json"
-    cached = json.loads(cache.read_text()) if cache.is_file() else {}
-    if key not in cached:
-        cached[key] = matmul_tflops(dtype, "cuda" if accelerator == "gpu" else "cpu")
-        atomic_write_json(cache, cached)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel sweep workers share the file: one benchmarks at a time, and none overwrites another's new entry.
+    with FileLock(cache.with_name(cache.name + ".lock")):
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        if key not in cached:
+            cached[key] = matmul_tflops(dtype, "cuda" if accelerator == "gpu" else "cpu")
+            atomic_write_json(cache, cached)
     return cached[key], f"matmul benchmark ({key}), cached in {cache}"

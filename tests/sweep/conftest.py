@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from ftaudit.config import CONFIG_DIR
 from ftaudit.sweep import run_sweep
 from tests.conftest import FIXTURE_CONLL, REPO
+from tests.postgres_server import PostgresUnavailable, throwaway_postgres
 
 TINY_SWEEP = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "data.max_train_samples=24", "data.max_eval_samples=12",
               "data.batch_size=8", "trainer.progress_bar=false", "probes.degradation=[]", "logger=csv",
@@ -37,3 +43,36 @@ def sweep(tmp_path):
 def read_trials(sweep_dir: Path) -> list[dict]:
     with (sweep_dir / "trials.csv").open(newline="") as stream:
         return list(csv.DictReader(stream))
+
+
+OTHER_HOST = "otherhost"
+
+
+def start_sweep(cwd: Path, *overrides: str, host: str | None = None) -> subprocess.Popen:
+    """``python sweep.py TINY_SWEEP *overrides`` from ``cwd``; with ``host``, in a UTS namespace of its own whose
+    host name is ``host``: to this machine's workers it is a worker on another machine, whose process they cannot
+    check (the same process ids, so a worker started under the same name can)."""
+    prefix = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host] if host else []
+    return subprocess.Popen([*prefix, sys.executable, str(REPO / "sweep.py"), *TINY_SWEEP, *overrides], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+
+
+@pytest.fixture(scope="session")
+def other_host() -> str:
+    """A host name for ``start_sweep(host=...)``; skips where this process may not make a UTS namespace."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "--uts", "hostname", OTHER_HOST],
+                                                     capture_output=True).returncode != 0:
+        pytest.skip("cannot start a worker under another host name here (unshare --uts needs root)")
+    return OTHER_HOST
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server for the whole session (tests/postgres_server.py); skips with the reason where
+    none can be started."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgres())
+        except PostgresUnavailable as err:
+            pytest.skip(f"no PostgreSQL server can be started here: {err}")
+        yield url

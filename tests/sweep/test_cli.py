@@ -1,8 +1,5 @@
 """``python sweep.py`` as users run it: a 4-trial sweep killed mid-trial and resumed, and two workers on one study."""
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -10,15 +7,10 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import REPO, run_script
-from tests.sweep.conftest import TINY_SWEEP, read_trials
+from tests.conftest import run_script
+from tests.sweep.conftest import TINY_SWEEP, read_trials, start_sweep
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "sweep.py"), *TINY_SWEEP, *overrides], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 
 
 def load(sweep_dir: Path) -> optuna.Study:

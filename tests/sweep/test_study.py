@@ -1,20 +1,14 @@
-"""The study: settings checked up front, per-trial seeding, resuming only the same study, dead workers' trials."""
-
-import subprocess
-import sys
+"""The study: settings checked up front, per-trial seeding, resuming only the same study, storages and heartbeats."""
 
 import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from optuna.trial import TrialState
 
 from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
-from ftaudit.sweep.study import (TrialSeededSampler, fail_dead_trials, make_storage, open_study, read_settings,
-                                 train_overrides, worker_id)
+from ftaudit.sweep.study import TrialSeededSampler, make_storage, open_study, read_settings, train_overrides
 from ftaudit.tasks import build_task
-from tests.conftest import REPO
 
 
 def sweep_settings(*overrides: str):
@@ -89,23 +83,23 @@ def test_resuming_refuses_a_different_command(tmp_path):
         open_study(sweep_settings("sweep.space.trainer.max_epochs.high=9"), tmp_path, ["model=tiny"])
 
 
-def test_trials_of_a_dead_worker_are_failed_and_live_ones_kept(tmp_path):
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead_worker = worker_id() | {"pid": dead.pid}
-    dead.wait()
-    orphan, live = study.ask(), study.ask()
-    orphan.set_user_attr("worker", dead_worker)
-    live.set_user_attr("worker", worker_id())
-    fail_dead_trials(study)
-    states = {t.number: t.state for t in study.trials}
-    assert states == {orphan.number: TrialState.FAIL, live.number: TrialState.RUNNING}
-    assert study.trials[orphan.number].user_attrs["error"] == "interrupted: its worker process died"
+HEARTBEAT = {"heartbeat_seconds": 60, "grace_seconds": 180}
 
 
 def test_storage_urls_journal_files_and_bad_urls(tmp_path):
-    journal = make_storage(f"journal:{tmp_path / 'lr.journal'}", tmp_path)
+    journal = make_storage(f"journal:{tmp_path / 'lr.journal'}", tmp_path, **HEARTBEAT)
     optuna.create_study(study_name="j", storage=journal).optimize(toy_objective, n_trials=1)
-    assert len(optuna.load_study(study_name="j", storage=make_storage(f"journal:{tmp_path / 'lr.journal'}", tmp_path)).trials) == 1
+    again = make_storage(f"journal:{tmp_path / 'lr.journal'}", tmp_path, **HEARTBEAT)
+    assert len(optuna.load_study(study_name="j", storage=again).trials) == 1
     with pytest.raises(ConfigError, match="sweep.storage=nosuchdb://x cannot be opened"):
-        make_storage("nosuchdb://x", tmp_path)
+        make_storage("nosuchdb://x", tmp_path, **HEARTBEAT)
+
+
+def test_heartbeat_settings_reach_the_storage_and_are_checked(tmp_path):
+    settings = sweep_settings("sweep.heartbeat_seconds=2", "sweep.grace_seconds=5")
+    storage = make_storage(None, tmp_path, heartbeat_seconds=settings.heartbeat_seconds,
+                           grace_seconds=settings.grace_seconds)
+    assert (storage.heartbeat_interval, storage.grace_period) == (2, 5)
+    with pytest.raises(ConfigError, match=r"sweep.heartbeat_seconds=60 and sweep.grace_seconds=30 must be whole "
+                                          r"seconds, 1 <= heartbeat < grace"):
+        sweep_settings("sweep.grace_seconds=30")

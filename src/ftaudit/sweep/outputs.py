@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -13,13 +12,15 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from ftaudit.tracking.record import atomic_write_text
+from ftaudit.sweep.workers import trial_errors
+from ftaudit.tracking.record import atomic_save_figure, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
-def trials_csv(trials: list[FrozenTrial], metrics: list[str], params: list[str]) -> str:
-    """One row per trial, whatever its state; a pruned trial's value is its last reported val F1."""
+def trials_csv(trials: list[FrozenTrial], metrics: list[str], params: list[str], errors: dict[int, str]) -> str:
+    """One row per trial, whatever its state; a pruned trial's value is its last reported val F1; a failed trial's
+    error is in ``errors`` (by trial number)."""
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(["number", "state", *metrics, *params, "epochs", "duration_s", "run_dir", "error"])
@@ -27,12 +28,13 @@ def trials_csv(trials: list[FrozenTrial], metrics: list[str], params: list[str])
         values = trial.values or [None] * len(metrics)
         writer.writerow([trial.number, trial.state.name, *values, *(trial.params.get(key) for key in params),
                          trial.user_attrs.get("epochs"), trial.duration.total_seconds() if trial.duration else None,
-                         trial.user_attrs.get("run_dir"), trial.user_attrs.get("error")])
+                         trial.user_attrs.get("run_dir"), errors.get(trial.number)])
     return stream.getvalue()
 
 
-def best_record(study: optuna.Study, metrics: list[str]) -> dict:
-    """The best trial (single objective) or the Pareto front, each with the command that reproduces it."""
+def best_record(study: optuna.Study, metrics: list[str], errors: dict[int, str]) -> dict:
+    """The best trial (single objective) or the Pareto front, each with the command that reproduces it; and why
+    each failed trial failed."""
     states = [trial.state for trial in study.get_trials(deepcopy=False)]
     if TrialState.COMPLETE not in states:
         best = []
@@ -46,14 +48,8 @@ def best_record(study: optuna.Study, metrics: list[str]) -> dict:
         "best_trials": [{"number": trial.number, "values": dict(zip(metrics, trial.values)), "params": trial.params,
                          "run_dir": trial.user_attrs.get("run_dir"), "command": trial.user_attrs.get("command")}
                         for trial in sorted(best, key=lambda trial: trial.number)],
+        "failed_trials": errors,
     }
-
-
-def save_figure(figure, path: Path) -> None:
-    """Rendered beside the target, then renamed over it: never half a PNG."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
-    os.replace(temporary, path)
 
 
 def write_plots(study: optuna.Study, metrics: list[str], sweep_dir: Path) -> dict[str, str]:
@@ -76,15 +72,16 @@ def write_plots(study: optuna.Study, metrics: list[str], sweep_dir: Path) -> dic
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 axes = make()
-            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-            save_figure(figure, sweep_dir / name)
+                figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+                figure.tight_layout()  # Optuna's long axis labels stay inside the PNG
+            atomic_save_figure(figure, sweep_dir / name)  # workers finishing together never race on one file
             plt.close(figure)
         except Exception as err:  # a plot is a convenience: it never costs the sweep its record
             skipped[name] = f"{type(err).__name__}: {err}"
     return skipped
 
 
-def summary(record: dict, pruning: str, sweep_dir: Path, skipped_plots: dict[str, str]) -> str:
+def summary(record: dict, pruning: str, sweep_dir: Path, skipped_plots: dict[str, str], notes: list[str]) -> str:
     counts = ", ".join(f"{count} {state}" for state, count in record["trials"].items()) or "no trials"
     lines = [f"\nsweep {record['study']} ({', '.join(record['objectives'])}): {counts}", f"pruning: {pruning}"]
     title = "best trial" if len(record["objectives"]) == 1 else "Pareto front"
@@ -96,15 +93,19 @@ def summary(record: dict, pruning: str, sweep_dir: Path, skipped_plots: dict[str
     if not record["best_trials"]:
         lines.append("no trial completed")
     lines += [f"plot {name} skipped: {reason}" for name, reason in skipped_plots.items()]
+    lines += notes
     lines.append(f"sweep directory: {sweep_dir} (best.yaml, trials.csv, plots, trials/<number>/)")
     return "\n".join(lines)
 
 
-def write_outputs(study: optuna.Study, metrics: list[str], params: list[str], pruning: str, sweep_dir: Path) -> dict:
-    """Rewritten after every session of the study, from the whole study (all workers' trials); returns best.yaml."""
-    atomic_write_text(sweep_dir / "trials.csv", trials_csv(study.get_trials(deepcopy=False), metrics, params))
-    record = best_record(study, metrics)
+def write_outputs(study: optuna.Study, metrics: list[str], params: list[str], pruning: str, sweep_dir: Path,
+                  notes: list[str] = ()) -> dict:
+    """Rewritten after every session of the study, from the whole study (all workers' trials); returns best.yaml.
+    ``notes`` go at the end of the printed summary."""
+    errors = trial_errors(study)
+    atomic_write_text(sweep_dir / "trials.csv", trials_csv(study.get_trials(deepcopy=False), metrics, params, errors))
+    record = best_record(study, metrics, errors)
     atomic_write_text(sweep_dir / "best.yaml", yaml.safe_dump(record, sort_keys=False, width=float("inf")))
     skipped = write_plots(study, metrics, sweep_dir) if record["best_trials"] else {}
-    print(summary(record, pruning, sweep_dir, skipped), flush=True)
+    print(summary(record, pruning, sweep_dir, skipped, list(notes)), flush=True)
     return record

@@ -14,9 +14,9 @@ from ftaudit.metrics import spec_of
 from ftaudit.run import declared_metrics
 from ftaudit.sweep.space import example_params, to_overrides
 from ftaudit.sweep.outputs import write_outputs
-from ftaudit.sweep.study import (check_space_composes, fail_dead_trials, open_study, read_settings, run_study,
-                                 train_overrides, worker_id)
+from ftaudit.sweep.study import check_space_composes, open_study, read_settings, run_study, train_overrides
 from ftaudit.sweep.trials import Objective, compose_run_config
+from ftaudit.sweep.workers import fail_dead_trials, failing_own_trials_on_stop, running_elsewhere, worker_id
 from ftaudit.tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def run_sweep(cfg: DictConfig, sweep_dir: Path, task_overrides: list[str]) -> optuna.Study:
     """Search ``cfg.sweep.space`` with trials that are ordinary runs under ``sweep_dir/trials/``; write best.yaml,
     trials.csv and plots to ``sweep_dir``. ``task_overrides`` are the command line's; Hydra must be initialised on
-    ``conf/`` (as in ``sweep.py``), since each trial composes its config as ``train.py`` would."""
+    ``conf/`` (as in ``sweep.py``), since each trial composes its config as ``train.py`` would. Ctrl-C or SIGTERM
+    fails the running trial and raises ``SweepInterrupted``."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are logged here, one line each
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     settings = read_settings(cfg.sweep, build_task(cfg.task))
@@ -46,9 +47,12 @@ def run_sweep(cfg: DictConfig, sweep_dir: Path, task_overrides: list[str]) -> op
                           max_failures=settings.max_failures,
                           group=settings.study_name, worker=worker_id())
     try:
-        run_study(settings, study, objective)
+        with failing_own_trials_on_stop(study, objective.worker, sweep_dir):
+            run_study(settings, study, objective)
     finally:
-        write_outputs(study, settings.metrics, list(settings.space), settings.pruning, sweep_dir)
+        fail_dead_trials(study)
+        write_outputs(study, settings.metrics, list(settings.space), settings.pruning, sweep_dir,
+                      notes=running_elsewhere(study, None if settings.journal else settings.grace_seconds))
     return study
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import psutil
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.samplers import BaseSampler
@@ -21,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.space import example_params, parse_space, to_overrides
 from ftaudit.sweep.trials import Objective, TrialFailed, compose_run_config
+from ftaudit.sweep.workers import fail_dead_trials, stale_trial_recorder
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ DIRECTIONS = {"max": "maximize", "min": "minimize"}
 # Trials that use up sweep.n_trials: finished ones, and running ones so that parallel workers do not overshoot.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 SWEEP_OVERRIDE = re.compile(r"[~+]*sweep([./=@]|$)")
-HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 180
+JOURNAL = "journal:"
 
 
 @dataclass
@@ -51,6 +50,8 @@ class SweepSettings:
     space: dict[str, BaseDistribution]
     headline: str  # the task's validation headline (task/val_f1), the one objective that can be pruned
     monitor: str  # what the task's runs log for it after every validation epoch (val/f1)
+    heartbeat_seconds: int
+    grace_seconds: int
 
     @property
     def prune(self) -> bool:
@@ -67,6 +68,11 @@ class SweepSettings:
         if len(self.objectives) > 1:
             return "off: Optuna cannot prune multi-objective studies"
         return f"off: runs report only {self.monitor} per epoch, not {self.metrics[0]}"
+
+    @property
+    def journal(self) -> bool:
+        """A journal file (no heartbeat) rather than a database."""
+        return str(self.storage or "").startswith(JOURNAL)
 
     @property
     def metrics(self) -> list[str]:
@@ -106,6 +112,10 @@ def read_settings(sweep: DictConfig, task) -> SweepSettings:
             problems.append(f"sweep.{kind}={sweep[kind]!r} must be one of {', '.join(names)}")
         if not (sweep[f"{kind}_options"] is None or OmegaConf.is_dict(sweep[f"{kind}_options"])):
             problems.append(f"sweep.{kind}_options must be null or a mapping of keyword arguments, e.g. {{n_startup_trials: 3}}")
+    if not (isinstance(sweep.heartbeat_seconds, int) and isinstance(sweep.grace_seconds, int)
+            and 1 <= sweep.heartbeat_seconds < sweep.grace_seconds):
+        problems.append(f"sweep.heartbeat_seconds={sweep.heartbeat_seconds} and sweep.grace_seconds={sweep.grace_seconds} "
+                        "must be whole seconds, 1 <= heartbeat < grace (e.g. 60 and 180)")
     if not re.fullmatch(r"[\w.-]+", str(sweep.study_name)):
         problems.append(f"sweep.study_name={sweep.study_name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
     try:
@@ -118,7 +128,8 @@ def read_settings(sweep: DictConfig, task) -> SweepSettings:
         study_name=sweep.study_name, storage=sweep.storage, objectives=objectives, n_trials=sweep.n_trials,
         timeout=sweep.timeout, max_failures=sweep.max_failures, sampler=sweep.sampler,
         sampler_options=options(sweep.sampler_options), seed=sweep.seed, pruner=sweep.pruner,
-        pruner_options=options(sweep.pruner_options), space=space, headline=headline, monitor=task.monitor)
+        pruner_options=options(sweep.pruner_options), space=space, headline=headline, monitor=task.monitor,
+        heartbeat_seconds=sweep.heartbeat_seconds, grace_seconds=sweep.grace_seconds)
 
 
 class TrialSeededSampler(BaseSampler):
@@ -146,19 +157,22 @@ class TrialSeededSampler(BaseSampler):
         self.current.after_trial(study, trial, state, values)
 
 
-def make_storage(url: str | None, sweep_dir: Path) -> optuna.storages.BaseStorage:
-    """SQLite in the sweep folder by default; ``journal:<file>`` for a journal file; else an RDB URL."""
+def make_storage(url: str | None, sweep_dir: Path, *, heartbeat_seconds: int,
+                 grace_seconds: int) -> optuna.storages.BaseStorage:
+    """SQLite in the sweep folder by default; ``journal:<file>`` for a journal file; else an RDB URL, whose heartbeat
+    (a beat every ``heartbeat_seconds`` while a trial runs) lets any worker fail the trial of a worker that died, on
+    any machine, ``grace_seconds`` after its last beat."""
     url = url or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
-    if url.startswith("journal:"):
+    if url.startswith(JOURNAL):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    # Heartbeats let any worker mark the trials of a worker that died (on any machine) as failed.
+        return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL)))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # wait for locks
     for pause in (1, 3, None):  # workers started together race to create the tables: the loser tries again
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                              grace_period=GRACE_SECONDS)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
+                                              grace_period=grace_seconds,
+                                              heartbeat_stale_trial_callback=stale_trial_recorder(grace_seconds))
         except (ImportError, ValueError, SQLAlchemyError) as err:
             if pause is None or not isinstance(err, (OperationalError, IntegrityError)):
                 raise ConfigError(f"sweep.storage={url} cannot be opened: {str(err).splitlines()[0]}") from err
@@ -180,7 +194,8 @@ def open_study(settings: SweepSettings, sweep_dir: Path, base_overrides: list[st
         pruner = PRUNERS[settings.pruner](**settings.pruner_options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sweep.sampler_options / sweep.pruner_options: {err}") from err
-    storage = make_storage(settings.storage, sweep_dir)
+    storage = make_storage(settings.storage, sweep_dir, heartbeat_seconds=settings.heartbeat_seconds,
+                           grace_seconds=settings.grace_seconds)
     study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                 directions=[direction for _, direction in settings.objectives], load_if_exists=True)
     wanted = definition(settings, base_overrides)
@@ -194,30 +209,6 @@ def open_study(settings: SweepSettings, sweep_dir: Path, base_overrides: list[st
                           f"with other {field} ({found.get(field)}, now {wanted[field]}); rerun the same command to "
                           "continue it, or start a new study with sweep.study_name=<name>")
     return study
-
-
-def worker_id() -> dict:
-    process = psutil.Process()
-    return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
-
-
-def is_alive(worker: dict) -> bool:
-    try:
-        return psutil.Process(worker["pid"]).create_time() == worker["started"]
-    except psutil.NoSuchProcess:
-        return False
-
-
-def fail_dead_trials(study: optuna.Study) -> None:
-    """Trials left running by a killed worker on this machine are failed at once; other machines' are left to the
-    storage heartbeat (RDB storages), which fails them after the grace period."""
-    host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
-        if worker and worker["host"] == host and not is_alive(worker):
-            optuna.Trial(study, trial._trial_id).set_user_attr("error", "interrupted: its worker process died")
-            study.tell(trial.number, state=TrialState.FAIL)
-            log.info("trial %d was left running by a process that died: marked failed", trial.number)
 
 
 def train_overrides(task_overrides: list[str]) -> list[str]:
@@ -242,5 +233,7 @@ def run_study(settings: SweepSettings, study: optuna.Study, objective: Objective
         log.info("study %s already has %d trials (sweep.n_trials=%d): nothing to run", settings.study_name,
                  counted_trials(study), settings.n_trials)
         return
+    # Dead workers' trials are failed after every trial, before counting: they must not use up the budget.
     study.optimize(objective, timeout=settings.timeout, catch=(TrialFailed,), gc_after_trial=True,
-                   callbacks=[MaxTrialsCallback(settings.n_trials, states=BUDGET_STATES)])
+                   callbacks=[lambda study, trial: fail_dead_trials(study),
+                              MaxTrialsCallback(settings.n_trials, states=BUDGET_STATES)])
