@@ -115,3 +115,40 @@ def test_measured_peak_is_cached(monkeypatch, tmp_path):
 
 def test_matmul_benchmark_measures_something():
     assert 0 < hardware.matmul_tflops(torch.float32, budget_seconds=0.05) < 1000
+
+
+def test_a_resumed_run_adds_what_it_used_before_its_checkpoint(monkeypatch):
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(meter_module.time, "perf_counter", lambda: clock.now)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(reduce=lambda tensor, reduce_op: tensor))
+    module = SimpleNamespace(device=torch.device("cpu"))
+    batch = {"input_ids": torch.zeros(2, 5), "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2])}
+    original = ResourceMeter(track_energy=False)
+    original.on_train_start(trainer, module)
+    original.on_train_batch_start(trainer, module, batch, 0)
+    clock.now += 10
+    original.on_validation_start(trainer, module)
+    clock.now += 2
+    original.on_validation_end(trainer, module)
+    state = original.state_dict()  # the end of the first epoch; then the process is killed
+
+    clock.now += 50  # lost with the kill, and the resumed process starting
+    resumed = ResourceMeter(track_energy=False)
+    resumed.load_state_dict(state)
+    resumed.on_train_start(trainer, module)
+    resumed.on_train_batch_start(trainer, module, batch, 0)
+    clock.now += 10
+    resumed.on_train_end(trainer, module)
+    metrics = resumed.metrics()
+    assert (metrics["resource/train_seconds"], metrics["resource/validation_seconds"]) == (20, 2)
+    assert (metrics["resource/train_tokens"], metrics["resource/train_samples"]) == (16, 4)
+    assert metrics["resource/total_seconds"] == 22  # the original's 12 s, then the resumed 10 s
+
+
+def test_a_run_that_did_not_train_records_no_training_figures():
+    meter = ResourceMeter(track_energy=False)
+    module = torch.nn.Linear(2, 2)
+    meter.setup(SimpleNamespace(world_size=1, strategy=SimpleNamespace(root_device=torch.device("cpu"))), module, "test")
+    metrics = meter.metrics()
+    assert not any(key.startswith("resource/train_") for key in metrics) and "resource/mfu" not in metrics
+    assert metrics["resource/params_total"] == 6 and "resource/test_seconds" in metrics

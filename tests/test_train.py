@@ -245,6 +245,7 @@ def test_a_successful_run_leaves_no_checkpoint_folder_unless_asked(tmp_path):
     assert not (tmp_path / "default" / "checkpoints").exists()
     train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "trainer.keep_checkpoint=true"), tmp_path / "kept")
     assert (tmp_path / "kept" / "checkpoints" / "best.ckpt").is_file()
+    assert not (tmp_path / "kept" / "checkpoints" / "last.ckpt").exists()  # the resume point goes with success
 
 
 def test_malformed_data_names_file_and_line(tmp_path):

@@ -1,7 +1,9 @@
-"""The Hydra entry points (``train.py``, ``sweep.py``), and what is checked before Hydra writes anything.
+"""The Hydra entry points (``train.py``, ``audit.py``, ``sweep.py``), and what is checked before Hydra writes anything.
 
 Hydra creates the run directory and writes ``.hydra/`` before the run starts; a finished run directory given
-again (``hydra.run.dir=...``), or a folder that cannot be written, is refused here first, in one line.
+again (``hydra.run.dir=...``), or a folder that cannot be written, is refused here first, in one line. A resume
+(``trainer.resume=<run dir>``) is checked here too (an unfinished run of the same config), and its folder becomes
+Hydra's run directory.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Callable
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError, UserError, exit_on_user_error
 
@@ -38,16 +40,17 @@ def check_writable(folder: Path) -> None:
                           "folder with hydra.run.dir=... (or run from another directory)") from None
 
 
-def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> None:
+def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> list[str]:
     """Compose the config as Hydra will (one line for what does not compose), then refuse a finished run directory
-    (when the run must start in a fresh one) and an unwritable output folder."""
+    (when the run must start in a fresh one) and an unwritable output folder. Returns the overrides to add: a resume
+    runs in the folder it resumes."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     if HYDRA_FLAGS_WITHOUT_RUN & set(args) or "LOCAL_RANK" in os.environ:  # help, or a DDP worker of a started run
-        return
+        return []
     multirun = bool({"-m", "--multirun"} & set(args))
     overrides = [arg for arg in args if not arg.startswith("-")]
     GlobalHydra.instance().clear()
@@ -63,17 +66,38 @@ def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> None
         raise ConfigError(f"the config does not compose: {' '.join(str(err).split())}") from None
     finally:
         GlobalHydra.instance().clear()
+    if any(override.startswith("trainer.resume=") for override in overrides) and (multirun or config_name != "train"):
+        raise ConfigError("trainer.resume resumes one python train.py run: launch it without -m (a sweep continues "
+                          "by running its command again; its trials are not resumed one by one)")
+    if not multirun and OmegaConf.select(cfg, "trainer.resume"):
+        return resume_launch(cfg, overrides)
     done = finished_runs(folder) if fresh_run_dir else []
     if done:
         raise ConfigError(f"{folder} already holds a finished run ({done[0] / 'metrics.json'}); runs never mix into "
                           "another's folder: choose a new hydra.run.dir (or hydra.sweep.dir)")
     check_writable(folder if folder.exists() else folder.parent)
+    return []
+
+
+def resume_launch(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """The checks of a resume before Hydra rewrites anything in its folder; it becomes Hydra's run directory."""
+    from ftaudit.resume import check_resumable
+    from ftaudit.sweep.space import format_value
+
+    folder = Path(cfg.trainer.resume).expanduser()
+    given_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")), None)
+    if given_dir is not None and Path(given_dir).resolve() != folder.resolve():
+        raise ConfigError(f"trainer.resume={folder} and hydra.run.dir={given_dir}: a run resumes in its own folder; "
+                          "drop hydra.run.dir")
+    check_resumable(cfg, folder)
+    check_writable(folder)
+    return [f"hydra.run.dir={format_value(str(folder))}"]
 
 
 def launch(main: Callable[[], object], config_name: str, fresh_run_dir: bool = True) -> None:
     """Check the launch in one line, then hand over to the Hydra ``main``."""
     try:
-        check_launch(config_name, sys.argv[1:], fresh_run_dir)
+        sys.argv += check_launch(config_name, sys.argv[1:], fresh_run_dir)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -86,6 +110,14 @@ def train_main(cfg: DictConfig) -> None:
     from ftaudit.run import train
 
     train(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+@hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="audit")
+@exit_on_user_error
+def audit_main(cfg: DictConfig) -> None:
+    from ftaudit.run import audit
+
+    audit(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="sweep")
@@ -107,6 +139,10 @@ def sweep_main(cfg: DictConfig) -> None:
 
 def train_cli() -> None:
     launch(train_main, "train")
+
+
+def audit_cli() -> None:
+    launch(audit_main, "audit")
 
 
 def sweep_cli() -> None:

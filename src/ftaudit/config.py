@@ -33,17 +33,23 @@ class Closed(Settings):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
-class TrainerSettings(Settings):
+class EvaluationTrainerSettings(Settings):
+    """The ``trainer`` node of an audit: Lightning's Trainer for the test pass only."""
+
+    deterministic: Optional[bool | Literal["warn"]]
+    progress_bar: bool
+
+
+class TrainerSettings(EvaluationTrainerSettings):
     max_epochs: PositiveInt
     gradient_clip_val: Optional[Annotated[float, Field(ge=0, allow_inf_nan=False)]]
     gradient_clip_algorithm: Optional[Literal["norm", "value"]] = None
     log_every_n_steps: PositiveInt
     accumulate_grad_batches: PositiveInt = 1
-    deterministic: Optional[bool | Literal["warn"]]
     # ftaudit's own, not Lightning's:
     checkpoint: Literal["best", "last"]
     keep_checkpoint: bool
-    progress_bar: bool
+    resume: Optional[str]
 
 
 class OptimizerSettings(Settings):
@@ -73,11 +79,32 @@ class HardwareSettings(Settings):
     track_energy: bool
 
 
+class RecordSettings(Closed):
+    save_model: bool
+    save_merged: bool
+
+
+class BaseModelSettings(Closed):
+    name_or_path: Optional[str]
+
+
 class RunSettings(Settings):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
     trainer: TrainerSettings
     optimizer: OptimizerSettings
     model: ModelSettings
+    data: DataSettings
+    hardware: HardwareSettings
+    record: RecordSettings
+
+
+class AuditSettings(Settings):
+    """``audit.py``: a fine-tuned model (``model``) measured against its ``base``, without training."""
+
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    trainer: EvaluationTrainerSettings
+    model: ModelSettings
+    base: BaseModelSettings
     data: DataSettings
     hardware: HardwareSettings
 
@@ -87,7 +114,7 @@ SET_BY_FTAUDIT = {"callbacks": "the run's callbacks", "logger": "logger=...", "d
                   "enable_checkpointing": "trainer.checkpoint", "enable_progress_bar": "trainer.progress_bar",
                   "use_distributed_sampler": "the length-grouped sampler, which shards batches itself",
                   "enable_model_summary": "quiet logs"}
-FTAUDIT_TRAINER_KEYS = {"_target_", "checkpoint", "keep_checkpoint", "progress_bar"}
+FTAUDIT_TRAINER_KEYS = {"_target_", "checkpoint", "keep_checkpoint", "progress_bar", "resume"}
 
 
 def describe_error(error: dict) -> str:
@@ -121,15 +148,15 @@ def trainer_problems(trainer: DictConfig) -> list[str]:
     return problems
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Every type and range problem of the run config, in one ``ConfigError``."""
-    sections = ("seed", *RunSettings.model_fields.keys() - {"seed"})
+def check_config(cfg: DictConfig, schema: type[BaseModel] = RunSettings) -> None:
+    """Every type and range problem of the run config (an audit's: ``AuditSettings``), in one ``ConfigError``."""
+    sections = ("seed", *schema.model_fields.keys() - {"seed"})
     try:
         values = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
                   for key in sections}
     except Exception as err:  # an interpolation that does not resolve, e.g. ${model.lr} after model.lr was removed
         raise ConfigError(f"the config does not resolve: {str(err).splitlines()[0]}") from None
-    problems = validate(values, RunSettings) + trainer_problems(cfg.trainer)
+    problems = validate(values, schema) + trainer_problems(cfg.trainer)
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -1,33 +1,45 @@
-"""One fine-tuning run, top to bottom: data -> model -> fit -> test -> probes -> record."""
+"""A run, top to bottom, as one function each. Training: data -> model -> fit -> test -> evaluate and record.
+Auditing a fine-tuned model against its base: data -> the model and its base -> test -> evaluate and record. Both
+start (``start``) and end (``evaluate_and_record``: probes, resources, the saved model, the record) the same way."""
 
 from __future__ import annotations
 
 import logging
 import math
+import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import hydra
 import lightning as L
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel
 
-from ftaudit.config import FTAUDIT_TRAINER_KEYS, check_config
+from ftaudit.config import FTAUDIT_TRAINER_KEYS, AuditSettings, RunSettings, check_config
 from ftaudit.errors import ConfigError, Interrupted
 from ftaudit.hardware import (attention_implementation, check_worker_launch, compile_model, configure_hardware,
                               inference_autocast, is_main_process, peak_tflops, process_count)
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations
+from ftaudit.models.finetuned import load_finetuned
 from ftaudit.models.loading import load_classifier, load_tokenizer
+from ftaudit.models.saving import save_pretrained
 from ftaudit.probes.base import Probe, ProbeContext, build_probes, probe_metric_specs, run_probes
 from ftaudit.probes.cache import file_sha256
 from ftaudit.quiet import quiet_libraries
 from ftaudit.resources import ResourceMeter
 from ftaudit.resources.meter import RESOURCE_SPECS
+from ftaudit.resume import CHECKPOINT_FOLDER, EpochCheckpoint, last_checkpoint, resume_checkpoint
 from ftaudit.tasks import build_task
 from ftaudit.tasks.base import Task
+from ftaudit.tasks.data import SplitDataModule
 from ftaudit.tracking.loggers import build_loggers, tracking_callbacks
+from ftaudit.tracking.model_card import base_model_of, model_card
 from ftaudit.tracking.publish import publish_run
 from ftaudit.tracking.record import environment, write_record
 from ftaudit.tracking.wandb_run import wandb_run_closed
@@ -45,8 +57,34 @@ def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> d
         return _train(cfg, run_dir, callbacks)
 
 
-def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[str, float]:
-    check_config(cfg)
+def audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Evaluate and record a fine-tuned model (``model.name_or_path``) against its base, without training."""
+    with wandb_run_closed():
+        return _audit(cfg, run_dir)
+
+
+@dataclass
+class Session:
+    """What every run sets up before it has a model: its task, data, probes, hardware, meter and loggers."""
+
+    cfg: DictConfig
+    run_dir: Path
+    task: Task
+    probes: list[Probe]
+    hardware: dict
+    attention: str  # the attention implementation models are loaded with
+    peak_source: str
+    meter: ResourceMeter
+    tokenizer: object
+    datamodule: SplitDataModule
+    loggers: list
+
+
+def start(cfg: DictConfig, run_dir: Path, schema: type[BaseModel]) -> Session:
+    """Check the config against ``schema``, seed, set up the hardware and the meter (timing ``setup``), and build what
+    does not depend on the model. Everything that can be refused is built here: a bad setting fails now, not after an
+    hour of training."""
+    check_config(cfg, schema)
     if (run_dir / "metrics.json").exists():
         raise ConfigError(f"{run_dir} already holds a finished run; runs never mix into another's folder")
     quiet_libraries()
@@ -58,15 +96,22 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     peak, peak_source = peak_tflops(cfg.hardware, hardware["accelerator"], hardware["precision"]) if main_process else (None, "")
     meter = ResourceMeter(peak, cfg.hardware.track_energy and main_process, cfg.hardware.country_iso_code)
     meter.start("setup")
-    # Everything that can be refused is built before training: a bad setting fails now, not after an hour.
-    task, method = build_task(cfg.task), build_method(cfg.method)
+    task = build_task(cfg.task)
     probes = build_probes(cfg, task)
-    specs = metric_specs(task, probes, method)
-
     tokenizer = load_tokenizer(cfg.model)
     datamodule = task.datamodule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
     datamodule.setup()
-    model = load_classifier(cfg.model, task.head, datamodule.labels, attention)
+    return Session(cfg, run_dir, task, probes, hardware, attention, peak_source, meter, tokenizer, datamodule,
+                   build_loggers(cfg.logger))
+
+
+def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[str, float]:
+    session = start(cfg, run_dir, RunSettings)
+    resume_from = resume_checkpoint(cfg, run_dir)  # None for a fresh run
+    task, datamodule, method = session.task, session.datamodule, build_method(cfg.method)
+    specs = metric_specs(task, session.probes, method)
+
+    model = load_classifier(cfg.model, task.head, datamodule.labels, session.attention)
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     train_batches = len(datamodule.train_dataloader())
     model = method.prepare(model, total_steps=optimizer_steps(train_batches, cfg.trainer, process_count(cfg.trainer)))
@@ -77,53 +122,134 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
              sum(p.numel() for p in model.parameters()) / 1e6, len(datamodule.labels),
              len(datamodule.splits["train"].input_ids), datamodule.train_token_count)
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=task.monitor, mode="max",
+    checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_FOLDER, filename="best", monitor=task.monitor, mode="max",
                                  save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    loggers = build_loggers(cfg.logger)
-    trainer = build_trainer(cfg.trainer, hardware, [checkpoint, meter, *tracking_callbacks(cfg, loggers),
-                                                    *method.callbacks(), *callbacks], loggers, run_dir)
-    meter.stop("setup")
+    trainer = build_trainer(cfg.trainer, session.hardware, [checkpoint, EpochCheckpoint(cfg, run_dir), session.meter,
+                                                            *tracking_callbacks(cfg, session.loggers),
+                                                            *method.callbacks(), *callbacks], session.loggers, run_dir)
+    session.meter.stop("setup")
     use_best = cfg.trainer.checkpoint == "best"
-    with checkpoints_removed(run_dir, cfg.trainer.keep_checkpoint, main_process), interruptible(trainer, run_dir):
-        trainer.fit(module, datamodule=datamodule)
-        last_val = float(trainer.callback_metrics[task.monitor])  # the test pass below clears callback_metrics
+    with checkpoints_removed(run_dir, cfg.trainer.keep_checkpoint, is_main_process()), interruptible(trainer, run_dir):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        last_val = trainer.callback_metrics.get(task.monitor)  # the test pass below clears callback_metrics
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
 
     metrics = {f"task/test_{key}": value for key, value in module.test_scores.items()}
-    metrics[f"task/val_{task.headline}"] = float(checkpoint.best_model_score) if use_best else last_val
+    metrics[f"task/val_{task.headline}"] = float(checkpoint.best_model_score if use_best else last_val)
     if not trainer.is_global_zero:
         return metrics
 
     metrics.update(method.metrics(module.model))
-    # Probes see a plain classifier (adapters merged) whose weight names match base_state.
-    probe_context = ProbeContext(cfg, method.merged(module.model).eval(), base_state, tokenizer, datamodule, run_dir,
-                                 module.device, hardware["precision"],
-                                 inference_autocast(hardware["accelerator"], hardware["precision"]), task)
+    env = {"tested_checkpoint": f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"}
+    if resume_from:
+        env["resumed"] = f"from {resume_from} (the state after its last finished epoch)"
+    plain = method.merged(module.model).eval()  # adapters merged: weight names as base_state's, what probes read
+    return evaluate_and_record(session, plain, base_state, base_model_of(cfg.model), metrics, specs, env,
+                               task.prediction_files(datamodule, module), method.evaluate,
+                               models_to_save(cfg.record, module.model, plain))
+
+
+def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    session = start(cfg, run_dir, AuditSettings)
+    task, datamodule = session.task, session.datamodule
+    specs = metric_specs(task, session.probes)
+
+    finetuned = load_finetuned(cfg.model, cfg.base, task.head)
+    datamodule.adopt_label_order(finetuned.labels, finetuned.source)  # the model is scored in its own label ids
+    module = task.module(finetuned.model, None, datamodule)  # no optimiser: it does not train
+    log.info("audit of %s (%s) against its base %s (named by %s): %d labels", finetuned.source, finetuned.form,
+             finetuned.base, finetuned.base_named_by, len(finetuned.labels))
+    trainer = build_trainer(cfg.trainer, session.hardware, [session.meter, *tracking_callbacks(cfg, session.loggers)],
+                            session.loggers, run_dir)
+    session.meter.stop("setup")
+    with interruptible(trainer, run_dir):
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        val = float(trainer.callback_metrics[task.monitor])  # the test pass below clears callback_metrics
+        trainer.test(module, datamodule=datamodule, verbose=False)
+
+    metrics = {f"task/test_{key}": value for key, value in module.test_scores.items()}
+    metrics[f"task/val_{task.headline}"] = val
+    if not trainer.is_global_zero:
+        return metrics
+    env = {"tested_checkpoint": f"the audited model ({finetuned.source})",
+           "audit": {"model": cfg.model.name_or_path, "loaded_from": finetuned.source, "form": finetuned.form,
+                     "base": finetuned.base, "base_named_by": finetuned.base_named_by, "labels": finetuned.labels}}
+    return evaluate_and_record(session, finetuned.model, finetuned.base_state, finetuned.base, metrics, specs, env,
+                               task.prediction_files(datamodule, module))
+
+
+def evaluate_and_record(session: Session, model: torch.nn.Module, base_state: dict[str, torch.Tensor],
+                        base_source: str | None, metrics: dict[str, float], specs: list[MetricSpec], env: dict,
+                        files: dict[str, str], measure_more: Callable[[ProbeContext], dict] | None = None,
+                        save: dict[str, torch.nn.Module] | None = None) -> dict[str, float]:
+    """What every run does once its model is tested: the probes on ``model`` (a plain classifier) against the base
+    (``base_state``: its weights under ``model``'s names; ``base_source``: its checkpoint), ``measure_more`` (a
+    method's own measurements), the resources used, the models to ``save`` (folder name -> model), and the record
+    (``metrics.json`` last); returns the metrics."""
+    cfg, task, meter, run_dir = session.cfg, session.task, session.meter, session.run_dir
+    hardware = session.hardware
+    context = ProbeContext(cfg, model, base_state, session.tokenizer, session.datamodule, run_dir,
+                           next(model.parameters()).device, hardware["precision"],
+                           inference_autocast(hardware["accelerator"], hardware["precision"]), task, base_source)
     meter.start("probes")
-    probe_metrics, skipped = run_probes(probes, probe_context)
+    probe_metrics, skipped = run_probes(session.probes, context)
     metrics.update(probe_metrics)
-    metrics.update(method.evaluate(probe_context))
+    if measure_more:
+        metrics.update(measure_more(context))
     meter.stop("probes")
     metrics.update(meter.metrics())
     check_finite(metrics, "the run")
 
-    env = environment(cfg.seed, f"{hardware['accelerator']} ({hardware['precision']})")
-    env["task"] = task.name
-    env["tested_checkpoint"] = f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"
-    env["skipped_probes"] = skipped
-    env["data_files"] = data_file_hashes(datamodule, probes)
-    env["attention"] = attention
-    env["resources"] = {"energy_method": meter.energy_method, "peak_tflops_source": peak_source}
-    write_record(run_dir, cfg, metrics, declarations(metrics, specs), env, task.prediction_files(datamodule, module))
+    device = f"{hardware['accelerator']} ({hardware['precision']})"
+    env = {**environment(cfg.seed, device), "task": task.name, **env, "skipped_probes": skipped,
+           "data_files": data_file_hashes(session.datamodule, session.probes), "attention": session.attention,
+           "resources": {"energy_method": meter.energy_method, "peak_tflops_source": session.peak_source}}
+    if save:
+        env["saved_model"] = save_models(save, session, metrics, skipped, device)
+    write_record(run_dir, cfg, metrics, declarations(metrics, specs), env, files)
     print_summary(run_dir, metrics, env["tested_checkpoint"])
-    publish_run(loggers, run_dir, metrics)
+    publish_run(session.loggers, run_dir, metrics)
     return metrics
 
 
-def metric_specs(task: Task, probes: list[Probe], method: FineTuningMethod) -> list[MetricSpec]:
-    """The declaration (split, direction) of every key a run with these parts can record."""
+def models_to_save(record_cfg: DictConfig, trained: torch.nn.Module, plain: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Folder name -> model: the trained model (a peft model saves its adapter) in ``model/``, and a peft run's merged
+    plain model in ``merged_model/`` when asked."""
+    if not record_cfg.save_model:
+        return {}
+    if record_cfg.save_merged and plain is not trained:
+        return {"model": trained, "merged_model": plain}
+    return {"model": trained}
+
+
+def save_models(models: dict[str, torch.nn.Module], session: Session, metrics: dict[str, float],
+                skipped: dict[str, str], device: str) -> dict[str, dict]:
+    """Each model in its folder of the run directory, with its tokenizer and model card; what was written, and its size."""
+    written = {}
+    for folder, model in models.items():
+        adapter = hasattr(model, "peft_config")  # a peft model saves its adapter
+        card = model_card(session.cfg, session.task, metrics, session.probes, skipped, session.datamodule.labels,
+                          adapter, session.run_dir.name, reproducing_command(), device)
+        size = save_pretrained(session.run_dir / folder, model, session.tokenizer, card)
+        written[folder] = {"form": "peft adapter" if adapter else "transformers", "bytes": size}
+        log.info("saved the fine-tuned model in %s (%.1f MB)", session.run_dir / folder, size / 1e6)
+    return written
+
+
+def reproducing_command() -> str | None:
+    """``python train.py <overrides>`` of this run, without a resume's own override; None outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    overrides = [item for item in HydraConfig.get().overrides.task if not item.startswith("trainer.resume=")]
+    return shlex.join(["python", "train.py", *overrides])
+
+
+def metric_specs(task: Task, probes: list[Probe], method: FineTuningMethod | None = None) -> list[MetricSpec]:
+    """The declaration (split, direction) of every key a run with these parts (an audit: no method) can record."""
     run_specs = [*task.metric_specs(), *probe_metric_specs(probes), *RESOURCE_SPECS]
-    return [*run_specs, *method.metric_specs(run_specs)]
+    return [*run_specs, *(method.metric_specs(run_specs) if method else [])]
 
 
 def declared_metrics(cfg: DictConfig) -> list[MetricSpec]:
@@ -158,18 +284,23 @@ def build_trainer(trainer_cfg: DictConfig, hardware: dict, callbacks: list, logg
 
 
 class checkpoints_removed:
-    """The run's checkpoint folder goes when the block ends (by the main process, which owns the folder), kept only
-    after success when asked: a failed or pruned run leaves no checkpoint, a finished one no empty folder."""
+    """The run's checkpoints go when the block ends (by the main process, which owns the folder). After success the
+    best one stays when asked (``trainer.keep_checkpoint``), never the last epoch's; a failed or pruned run leaves
+    none, an interrupted one (Ctrl-C) its last epoch's, to resume from (``trainer.resume``)."""
 
     def __init__(self, run_dir: Path, keep: bool, main_process: bool):
-        self.folder, self.keep, self.main_process = run_dir / "checkpoints", keep, main_process
+        self.run_dir, self.keep, self.main_process = run_dir, keep, main_process
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if self.main_process and (error is not None or not self.keep):
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.main_process:
+            return
+        if error is None and self.keep:
+            last_checkpoint(self.run_dir).unlink(missing_ok=True)
+        elif not (isinstance(error, KeyboardInterrupt) and last_checkpoint(self.run_dir).is_file()):
+            shutil.rmtree(self.run_dir / CHECKPOINT_FOLDER, ignore_errors=True)
 
 
 class interruptible:
@@ -187,8 +318,10 @@ class interruptible:
 
     def __exit__(self, kind, error, traceback) -> None:
         if isinstance(error, KeyboardInterrupt) or (isinstance(error, SystemExit) and self.trainer.interrupted):
+            resume = (f"; continue it with the same overrides and trainer.resume={self.run_dir}"
+                      if last_checkpoint(self.run_dir).is_file() else "")
             raise Interrupted(f"interrupted (Ctrl-C); the partial run is in {self.run_dir} (no metrics.json: not a "
-                              "record)") from None
+                              f"record){resume}") from None
 
 
 def data_file_hashes(datamodule, probes: list[Probe]) -> list[dict]:

@@ -44,3 +44,16 @@ def test_dropout_setting_reaches_every_dropout_module():
 def test_dropout_outside_0_1_is_a_config_error():
     with pytest.raises(ConfigError, match=r"model.dropout=1.0: must be less than 1"):
         check_config(compose_config("model=tiny", "model.dropout=1.0"))
+
+
+def test_a_run_directory_resolves_to_its_saved_model(tmp_path):
+    for name in ("metrics.json", "config.yaml"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(ConfigError, match="without a saved model .* record.save_model=true"):
+        resolve_source(str(tmp_path))
+    (tmp_path / "model").mkdir()
+    assert resolve_source(str(tmp_path)) == str(tmp_path / "model")
+    (tmp_path / "merged_model").mkdir()  # a peft run's plain merged model comes first
+    assert resolve_source(str(tmp_path)) == str(tmp_path / "merged_model")
+    (tmp_path / "metrics.json").unlink()  # unfinished: not a run record, a folder like any other
+    assert resolve_source(str(tmp_path)) == str(tmp_path)

@@ -64,7 +64,8 @@ def tiny_context(cfg, run_dir: Path, seed: int = 0) -> ProbeContext:
     tokenizer = load_tokenizer(cfg.model)
     model = load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval()
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    return ProbeContext(cfg, model, base_state, tokenizer, None, run_dir, torch.device("cpu"))
+    base_source = None if cfg.model.random_init else cfg.model.name_or_path
+    return ProbeContext(cfg, model, base_state, tokenizer, None, run_dir, torch.device("cpu"), base_source=base_source)
 
 
 def perturb_encoder(model: torch.nn.Module, scale: float = 0.05, seed: int = 1) -> None:

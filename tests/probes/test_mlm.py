@@ -15,16 +15,20 @@ from tests.conftest import compose_config
 from tests.probes.test_degradation import degradation_overrides, perturb_encoder, tiny_context
 
 
-def tiny_masked_lm_config(tmp_path: Path, *overrides: str):
-    """``model=tiny`` turned into a 'pretrained' checkpoint that has an MLM head, saved in ``tmp_path``."""
+def save_tiny_masked_lm(directory: Path) -> Path:
+    """``model=tiny`` turned into a 'pretrained' checkpoint that has an MLM head, saved in ``directory``."""
     from transformers import AutoConfig, AutoModelForMaskedLM
 
     tiny = compose_config("model=tiny").model
-    directory = tmp_path / "tiny-mlm"
     config = AutoConfig.from_pretrained(resolve_source(tiny.name_or_path), **tiny.random_init)
     torch.manual_seed(0)
     AutoModelForMaskedLM.from_config(config).save_pretrained(directory)
     load_tokenizer(tiny).save_pretrained(directory)
+    return directory
+
+
+def tiny_masked_lm_config(tmp_path: Path, *overrides: str):
+    directory = save_tiny_masked_lm(tmp_path / "tiny-mlm")
     return compose_config("model=tiny", f"model.name_or_path={directory}", "model.random_init=null",
                           *degradation_overrides(tmp_path, "mlm"), *overrides)
 

@@ -100,6 +100,9 @@ def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     assert metrics["task/val_f1"] == study.best_value
     recorded = json.loads((sweep_dir / "trials" / str(study.best_trial.number) / "metrics.json").read_text())
     assert recorded["task/test_f1"] == metrics["task/test_f1"]
+    # trials keep no model; the best trial's command, run on its own, saves it
+    assert not (sweep_dir / "trials" / str(study.best_trial.number) / "model").exists()
+    assert (tmp_path / "again" / "model" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("objective, extra", [("task/test_f1", []), ("wise/1/task/test_f1", ["method=wise"]),

@@ -7,6 +7,7 @@ copy of the model, which gives back a plain token classifier with the base model
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import tempfile
 import warnings
@@ -22,19 +23,43 @@ from ftaudit.errors import ConfigError
 from ftaudit.methods.base import FineTuningMethod
 
 
+@contextlib.contextmanager
+def peft_quiet():
+    """peft reads a transformers attribute deprecated in transformers 5: its warning says nothing about the run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 class RankBudget(L.Callback):
     """AdaLoRA re-allocates ranks from the gradients after each optimiser step; Lightning clears them only
-    right before the next backward pass, so they are still there at the end of the batch."""
+    right before the next backward pass, so they are still there at the end of the batch. Its importance estimates
+    and rank pattern are part of the training state an epoch checkpoint keeps for a resume."""
+
+    ESTIMATES = ("ipt", "exp_avg_ipt", "exp_avg_unc")
+
+    def __init__(self, model: torch.nn.Module):
+        self.adalora = model.base_model  # peft's AdaLoraModel, which holds the rank allocator
+        self.config = self.adalora.peft_config[self.adalora.trainable_adapter_name]
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
-        module.model.base_model.update_and_allocate(trainer.global_step)
+        self.adalora.update_and_allocate(trainer.global_step)
+
+    def state_dict(self) -> dict:
+        allocator = self.adalora.rankallocator
+        return {**{name: dict(getattr(allocator, name)) for name in self.ESTIMATES}, "rank_pattern": self.config.rank_pattern}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.ESTIMATES:
+            getattr(self.adalora.rankallocator, name).update(state[name])
+        self.config.rank_pattern = state["rank_pattern"]
 
 
 class PeftAdapter(FineTuningMethod):
     def __init__(self, name: str, adapter: DictConfig):
         super().__init__(name)
         self.adapter = adapter
-        self.reallocates_ranks = False
+        self.rank_budget: RankBudget | None = None
 
     def prepare(self, model: torch.nn.Module, total_steps: int) -> torch.nn.Module:
         from peft import AdaLoraConfig, get_peft_model
@@ -44,17 +69,16 @@ class PeftAdapter(FineTuningMethod):
             settings["total_step"] = total_steps  # AdaLoRA's rank schedule spans the whole run
         try:
             config = hydra.utils.instantiate(settings, _convert_="all")
-            with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in transformers 5
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            with peft_quiet():
                 wrapped = get_peft_model(model, config)
         except (InstantiationException, ValueError, TypeError) as err:
             detail = str(err.__cause__ or err).replace("\n", " ")
             raise ConfigError(f"method={self.name}: peft rejected method.adapter for this model: {detail}") from None
-        self.reallocates_ranks = isinstance(config, AdaLoraConfig)
+        self.rank_budget = RankBudget(wrapped) if isinstance(config, AdaLoraConfig) else None
         return wrapped
 
     def callbacks(self) -> list[L.Callback]:
-        return [RankBudget()] if self.reallocates_ranks else []
+        return [self.rank_budget] if self.rank_budget else []
 
     def merged(self, model: torch.nn.Module) -> torch.nn.Module:
         return copy.deepcopy(model).merge_and_unload()

@@ -11,12 +11,20 @@ from omegaconf import OmegaConf
 from ftaudit.errors import ConfigError
 
 PACKAGE_PREFIX = "package:"
+# Where a run directory keeps its fine-tuned model (record.save_model): the plain merged model of a peft run first.
+SAVED_MODEL_FOLDERS = ("merged_model", "model")
+
+
+def is_run_directory(path: Path) -> bool:
+    """A finished ftaudit run: its record (``metrics.json``, ``config.yaml``) is in the folder."""
+    return (path / "metrics.json").is_file() and (path / "config.yaml").is_file()
 
 
 def resolve_source(spec: str) -> str:
-    """``package:NAME/sub/dir`` -> that folder inside an installed Python package; anything else as-is."""
+    """``package:NAME/sub/dir`` -> that folder inside an installed Python package; an ftaudit run directory -> the
+    model it saved; anything else (a model folder, a hub id) as-is."""
     if not spec.startswith(PACKAGE_PREFIX):
-        return spec
+        return saved_model(Path(spec).expanduser()) if is_run_directory(Path(spec).expanduser()) else spec
     package, _, subdir = spec[len(PACKAGE_PREFIX) :].partition("/")
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
@@ -26,7 +34,15 @@ def resolve_source(spec: str) -> str:
     return str(Path(list(found.submodule_search_locations)[0]) / subdir)
 
 
-def _unreachable(what: str, source: str, err: Exception) -> ConfigError:
+def saved_model(run_dir: Path) -> str:
+    for name in SAVED_MODEL_FOLDERS:
+        if (run_dir / name).is_dir():
+            return str(run_dir / name)
+    raise ConfigError(f"{run_dir} is an ftaudit run directory without a saved model (it ran with "
+                      "record.save_model=false); run it again with record.save_model=true")
+
+
+def unreachable(what: str, source: str, err: Exception) -> ConfigError:
     return ConfigError(
         f"cannot load {what} from {source!r} ({type(err).__name__}): it is neither a local model folder nor "
         "reachable on the hub; set model.name_or_path=/path/to/local/model"
@@ -41,7 +57,7 @@ def load_tokenizer(model_cfg):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
-        raise _unreachable("tokenizer", source, err) from None
+        raise unreachable("tokenizer", source, err) from None
     if not tokenizer.is_fast:
         raise ConfigError(f"tokenizer of {source!r} is not a fast tokenizer; word alignment needs one (pick another model)")
     return tokenizer
@@ -66,7 +82,7 @@ def load_classifier(model_cfg, head: str, labels: list[str], attn_implementation
         else:
             model = auto_class.from_pretrained(source, **label_maps, attn_implementation=attn_implementation)
     except OSError as err:
-        raise _unreachable("model", source, err) from None
+        raise unreachable("model", source, err) from None
     if model_cfg.dropout is not None:
         set_dropout(model, model_cfg.dropout)
     return model.eval()  # as from_pretrained returns it, whichever way it was built: training switches modes itself

@@ -35,6 +35,7 @@ class ProbeContext:
     precision: str = "32-true"
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     task: object = None  # the run's ftaudit.tasks.base.Task
+    base_source: str | None = None  # the base checkpoint (name or folder) the model was fine-tuned from; None: random init
 
     def base_model(self) -> torch.nn.Module:
         """A copy of the fine-tuned architecture holding the untouched pre-fine-tuning weights."""
@@ -46,6 +47,7 @@ class ProbeContext:
 class Probe(ABC):
     kind: str  # the key prefix: "degradation", "fairness", ...
     name: str
+    description: str = ""  # what its numbers mean, in a sentence (model cards quote it)
     data_files: list[Path] = []  # the files it reads, recorded with their hashes in env.json
 
     def skip_reason(self, ctx: ProbeContext) -> str | None:

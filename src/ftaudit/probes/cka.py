@@ -49,6 +49,8 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 class CKAProbe(DegradationProbe):
     base_name = "cka"
+    description = ("linear CKA between the base's and the fine-tuned encoder's hidden states on WikiText-2 sentences, "
+                   "per layer; finetuned = the mean over the transformer blocks (1 = representations unchanged)")
     data = ("WikiText-2", "WIKITEXT2_DIR", "data/wikitext2")
     split_files = {"test": "wiki.test.raw", "validation": "wiki.valid.raw"}
 

@@ -37,6 +37,8 @@ class FairnessProbe(Probe):
 
     kind = "fairness"
     base_name = "names"
+    description = ("the task's own evaluation sentences with the person's name swapped, once per group of names; a gap "
+                   "is the largest minus the smallest group's score (95% bootstrap interval, permutation p-value)")
 
     def __init__(self, settings, groups: NameGroups | None, split: str, names_file: Path | None,
                  missing: str | None = None):

@@ -61,6 +61,8 @@ def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int,
 
 class MaskedLMProbe(DegradationProbe):
     base_name = "mlm"
+    description = ("accuracy (%) of the base model's own pretrained masked-LM head on top of the encoder, predicting "
+                   "masked tokens of WikiText-2 sentences (and the pseudo-perplexity there); drop = base - fine-tuned")
     data = ("WikiText-2", "WIKITEXT2_DIR", "data/wikitext2")
     split_files = {"test": "wiki.test.raw", "validation": "wiki.valid.raw"}
 
@@ -71,14 +73,14 @@ class MaskedLMProbe(DegradationProbe):
         self.masked_lm, self.head_identity = None, None
 
     def skip_reason(self, ctx: ProbeContext) -> str | None:
-        if ctx.cfg.model.random_init:
-            return "random-init model (model.random_init): there is no pretrained masked-LM head"
+        if ctx.base_source is None:
+            return "random-init base model (model.random_init): there is no pretrained masked-LM head"
         if ctx.tokenizer.mask_token_id is None:
             return "the tokenizer has no mask token"
         data_problem = super().skip_reason(ctx)
         if data_problem:
             return data_problem
-        source = resolve_source(ctx.cfg.model.name_or_path)
+        source = resolve_source(ctx.base_source)  # the base's head: an audited fine-tuned checkpoint has none
         masked_lm, missing = load_masked_lm(source)
         if missing:
             return f"{source} has no pretrained masked-LM head weights (missing {', '.join(missing)})"

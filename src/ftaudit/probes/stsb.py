@@ -75,6 +75,8 @@ def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: 
 
 class StsbProbe(DegradationProbe):
     base_name = "stsb"
+    description = ("Spearman correlation (x100) between the cosine similarity of the encoder's mean-pooled last hidden "
+                   "states and the gold similarity of STS-B sentence pairs; drop = base - fine-tuned")
     data = ("STS-B", "STSB_DIR", "data/stsb")
     split_files = {"test": "sts-test.csv", "validation": "sts-dev.csv"}
 

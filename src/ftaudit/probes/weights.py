@@ -40,6 +40,7 @@ def relative_distances(base: dict[str, torch.Tensor], finetuned: dict[str, torch
 
 class WeightDistanceProbe(DegradationProbe):
     base_name = "weights"
+    description = "relative distance ||w_finetuned - w_base|| / ||w_base|| of the encoder's weights, overall and per layer"
 
     def metric_specs(self) -> list[MetricSpec]:
         # No data: a distance in weight space, measured on no split.

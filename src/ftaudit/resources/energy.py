@@ -30,6 +30,12 @@ class EnergyTracker:
         self.tracker.start()
         self.country = country_iso_code or "world average"
 
+    def so_far(self) -> dict[str, float]:
+        """Energy and CO2 until now, the tracker running on (what a resumed run adds its own to)."""
+        self.tracker.flush()  # measures up to now
+        data = self.tracker._prepare_emissions_data()  # codecarbon has no public getter of the running totals
+        return {"resource/energy_kwh": float(data.energy_consumed), "resource/co2_kg": float(data.emissions)}
+
     def stop(self) -> tuple[dict[str, float], str]:
         """Flat metrics, and one line saying how they were obtained (for ``env.json``)."""
         self.tracker.stop()

@@ -21,6 +21,9 @@ from ftaudit.tracking.record import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+# Trials keep no model (the sweep's overrides may still ask for one); the best trial's command in best.yaml saves it.
+TRIAL_DEFAULTS = ["record.save_model=false"]
+
 
 class TrialFailed(Exception):
     """A trial raised: Optuna records it as failed and the sweep goes on."""
@@ -40,18 +43,20 @@ def compose_run_config(overrides: list[str]) -> DictConfig:
 
 @contextlib.contextmanager
 def as_hydra_job(cfg: DictConfig, run_dir: Path):
-    """While the trial runs, ``${hydra:runtime.output_dir}`` is its folder and the log is also copied to its train.log,
-    as for a ``train.py`` run; the sweep's own Hydra state comes back afterwards. Removes ``hydra`` from ``cfg``."""
+    """While the trial runs, ``${hydra:runtime.output_dir}`` is its folder and the log is also copied to its train.log
+    (``<hydra.job.name>.log``), as for a ``train.py`` run; the sweep's own Hydra state comes back afterwards. Removes
+    ``hydra`` from ``cfg``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
+    log_file = run_dir / f"{cfg.hydra.job.name}.log"
     holder = HydraConfig.instance()
     sweep_hydra = holder.cfg
     holder.set_config(cfg)  # keeps its own copy of the hydra node, which the run's config must not contain
     with open_dict(cfg):
         del cfg["hydra"]
     root = logging.getLogger()
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler = logging.FileHandler(log_file, encoding="utf-8")
     if root.handlers:
         handler.setFormatter(root.handlers[0].formatter)
     root.addHandler(handler)
@@ -102,7 +107,7 @@ class Objective:
 
             callbacks.append(PyTorchLightningPruningCallback(trial, monitor=self.monitor))
         try:
-            with as_hydra_job(compose_run_config(overrides), run_dir) as cfg:
+            with as_hydra_job(compose_run_config([*TRIAL_DEFAULTS, *overrides]), run_dir) as cfg:
                 self.join_wandb_group(cfg, trial.number)
                 metrics = train(cfg, run_dir, callbacks)
         except optuna.TrialPruned:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ftaudit.errors import DataError
+
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -17,7 +19,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Random batches of similar length: shuffle, sort within mega-batches, shuffle the batches.
 
     Cuts padding (and so wasted compute) while keeping the order random; each pass reshuffles
-    from ``seed + epoch`` so runs are reproducible. The longest batch goes first, so an
+    from ``seed + epoch`` so runs are reproducible. The epoch counts passes, unless set (``set_epoch``) before a
+    pass's first batch is drawn: training sets it each epoch, so a resumed run continues the original's sequence of
+    orders. The longest batch goes first, so an
     out-of-memory error shows at step one rather than mid-run. With several processes (DDP) every
     process draws the same batches and keeps every ``num_replicas``-th one from ``rank`` on; the
     last few batches are repeated so that all processes take the same number of steps.
@@ -33,7 +37,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.num_replicas)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __iter__(self):
+        # A generator: the order is drawn when the first batch is, after the epoch was set (Lightning creates the
+        # iterator of a run's first epoch before its epoch-start hooks).
         rng = np.random.default_rng(self.seed + self.epoch)
         self.epoch += 1
         order = rng.permutation(len(self.lengths))
@@ -46,7 +55,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             longest = max(range(len(batches)), key=lambda i: self.lengths[batches[i]].max())
             batches[0], batches[longest] = batches[longest], batches[0]
         batches = [batches[i % len(batches)] for i in range(self.rank, len(self) * self.num_replicas, self.num_replicas)]
-        return iter([b.tolist() for b in batches])
+        yield from (b.tolist() for b in batches)
 
 
 def eval_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
@@ -105,6 +114,21 @@ class SplitDataModule(L.LightningDataModule):
         """Sub-tokens per example: ``data.max_length`` capped at the tokenizer's limit."""
         limit = self.tokenizer.model_max_length
         return min(self.cfg.max_length or limit, limit)
+
+    def adopt_label_order(self, labels: list[str], model: str) -> None:
+        """Number the labels as ``labels`` does (a fine-tuned ``model``'s id2label), re-numbering every split's label
+        ids: a model is scored in its own ids. Its labels must be exactly the data's."""
+        if sorted(labels) != sorted(self.labels):
+            model_only, data_only = sorted(set(labels) - set(self.labels)), sorted(set(self.labels) - set(labels))
+            raise DataError(f"the labels of {model} do not match data={self.cfg.name}: the model has {labels}, the data "
+                            f"{self.labels} (only in the model: {model_only}, only in the data: {data_only}); audit it "
+                            "on the data and task it was fine-tuned for (data=..., task=...)")
+        new_ids = torch.tensor([labels.index(label) for label in self.labels])
+        for split in self.splits.values():
+            for ids in split.labels:
+                is_label = ids != split.label_pad
+                ids[is_label] = new_ids[ids[is_label]]
+        self.labels = list(labels)
 
     @property
     def train_token_count(self) -> int:

@@ -50,6 +50,11 @@ class TaskModule(L.LightningModule):
         # without this, full fine-tuning would silently run with every dropout off.
         self.model.train()
 
+    def on_train_epoch_start(self) -> None:
+        # The batches of epoch e are shuffled from seed + e, told before its first batch is drawn: a resumed run
+        # (whose sampler is new) goes on with the order the original would have had.
+        self.trainer.train_dataloader.batch_sampler.set_epoch(self.current_epoch)
+
     def forward(self, batch: dict[str, torch.Tensor]):
         return self.model(**{key: batch[key] for key in self.model_inputs if key in batch})
 

@@ -1,0 +1,30 @@
+"""What every task's data shares: the length-grouped sampler's epochs, and re-numbering labels for a model."""
+
+import numpy as np
+import pytest
+import torch
+from types import SimpleNamespace
+
+from ftaudit.errors import DataError
+from ftaudit.tasks.data import LengthGroupedBatchSampler, SplitDataModule
+
+
+def test_an_epoch_set_before_the_first_batch_gives_that_epochs_order():
+    lengths = np.random.default_rng(0).integers(3, 80, size=300)
+    passes = LengthGroupedBatchSampler(lengths, 16, seed=1)
+    first, second = list(passes), list(passes)
+    resumed = LengthGroupedBatchSampler(lengths, 16, seed=1)
+    batches = iter(resumed)  # Lightning creates the iterator before it says which epoch it is
+    resumed.set_epoch(1)
+    assert list(batches) == second != first
+
+
+def test_labels_are_renumbered_in_the_models_order_or_refused():
+    data = SplitDataModule(SimpleNamespace(name="toy"), None, 0)
+    data.labels = ["O", "B-PER", "I-PER"]
+    data.splits = {"test": SimpleNamespace(label_pad=-100, labels=[torch.tensor([-100, 0, 1, 2, -100]), torch.tensor(2)])}
+    data.adopt_label_order(["I-PER", "O", "B-PER"], "model-x")
+    assert data.labels == ["I-PER", "O", "B-PER"]
+    assert [ids.tolist() for ids in data.splits["test"].labels] == [[-100, 1, 2, 0, -100], 0]
+    with pytest.raises(DataError, match=r"labels of model-x do not match data=toy: .*only in the model: \['B-LOC'\]"):
+        data.adopt_label_order(["I-PER", "O", "B-LOC"], "model-x")
