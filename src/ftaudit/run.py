@@ -111,6 +111,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     env["tested_checkpoint"] = f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"
     env["skipped_probes"] = skipped
     env["data_files"] = data_file_hashes(datamodule, probes)
+    env["data"] = datamodule.data_info  # what the task's data module says of its splits (e.g. a seeded split's ids)
     env["resources"] = {"energy_method": meter.energy_method, "peak_tflops_source": peak_source}
     write_record(run_dir, cfg, metrics, declarations(metrics, specs), env, task.prediction_files(datamodule, module))
     print_summary(run_dir, metrics, env["tested_checkpoint"])
