@@ -87,6 +87,13 @@ class SentenceDataModule(SplitDataModule):
         """Each split's examples, and how the splits were made (recorded); sets ``data_files``."""
         raise NotImplementedError
 
+    def split_one_file(self, examples: list[Example], where: Path) -> tuple[dict[str, list[Example]], dict]:
+        """One file's examples split stratified by ``data.split_seed``, and the split's settings (recorded)."""
+        cfg = self.cfg
+        splits = stratified_split(examples, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed, str(where))
+        return splits, {"split_seed": cfg.split_seed, "validation_fraction": cfg.validation_fraction,
+                        "test_fraction": cfg.test_fraction}
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
@@ -121,9 +128,7 @@ class PhraseBankDataModule(SentenceDataModule):
             raise DataError(f"Financial PhraseBank not found: no {self.cfg.file} in {where}")
         examples, encoding = read_phrasebank(path, self.cfg.encoding)
         self.data_files = [path.resolve()]
-        split = {"split_seed": self.cfg.split_seed, "validation_fraction": self.cfg.validation_fraction,
-                 "test_fraction": self.cfg.test_fraction}
-        splits = stratified_split(examples, self.cfg.validation_fraction, self.cfg.test_fraction, self.cfg.split_seed, str(path))
+        splits, split = self.split_one_file(examples, path)
         return splits, {"source": str(path.resolve()), "encoding": encoding, "split": split}
 
 
@@ -137,11 +142,7 @@ class TextFilesDataModule(SentenceDataModule):
         if self.cfg.file:
             path = self.locate(self.cfg.file, "data.file")
             self.data_files = [path]
-            examples = read_table(path, columns, self.cfg.file_format)
-            split = {"split_seed": self.cfg.split_seed, "validation_fraction": self.cfg.validation_fraction,
-                     "test_fraction": self.cfg.test_fraction}
-            splits = stratified_split(examples, self.cfg.validation_fraction, self.cfg.test_fraction, self.cfg.split_seed,
-                                      str(path))
+            splits, split = self.split_one_file(read_table(path, columns, self.cfg.file_format), path)
             return splits, {"source": str(path), "split": split}
         unknown = set(self.cfg.files) - set(SPLIT_NAMES)
         if unknown or len(self.cfg.files) != len(SPLIT_NAMES):
