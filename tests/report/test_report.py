@@ -81,6 +81,7 @@ def test_runs_of_two_tasks_are_grouped_by_task_with_each_tasks_columns(tmp_path)
                       "fairness/names/recall_gap ↓ | fairness/names/flip_rate_gap ↓ | resource/train_seconds ↓ |")
     assert [row.split(" | ")[0] for row in body] == ["| classification"] * 2 + ["| ner"] * 2
     assert body[0].split(" | ")[4] == "—" and body[2].split(" | ")[3] == "—"  # PhraseBank has no entity F1, NER no macro F1
+    # one tradeoff plot per headline, each against a cost its task's runs recorded (the first: CKA for NER, STS-B here)
     assert sorted(path.name for path in (tmp_path / "out").glob("*.png")) == [
         "fairness_flip_rate.png", "fairness_recall.png", "tradeoff_f1.png", "tradeoff_f1_macro.png"]
 

@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", type=comma_list, default=["md", "latex", "csv"], metavar="FORMATS",
                         help="any of md, latex, csv (default: all)")
     parser.add_argument("--tradeoff", default=None, metavar="KEY",
-                        help="the x axis of the tradeoff plots (default: the first degradation/*/drop, else training time)")
+                        help="the x axis of the tradeoff plots (default: the first degradation/*/drop the plotted "
+                             "task's runs recorded, else training time)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
     return parser.parse_args(argv)
 
@@ -58,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         filename, render = RENDERERS[name]
         atomic_write_text(args.out / filename, render(groups, group_keys, metrics))
         written.append(args.out / filename)
-    tradeoff_metric = args.tradeoff or default_tradeoff_metric(available)
     scores = [score for score in headlines(runs) if f"task/test_{score}" in available]  # one plot per task's headline
     for score, filename in plot_files("tradeoff", scores).items():
+        recorded = set().union(*(run.metrics for run in runs if f"task/test_{score}" in run.metrics))
+        tradeoff_metric = args.tradeoff or default_tradeoff_metric(recorded)  # a cost that task's runs recorded
         if tradeoff_metric and plot_tradeoff(groups, group_keys, tradeoff_metric, f"task/test_{score}", args.out / filename):
             written.append(args.out / filename)
     for measure, filename in plot_files("fairness", fairness_measures(available)).items():
