@@ -1,11 +1,12 @@
-"""Choose the default MiniLM recipe on CoNLL-2003 by validation F1 (never the test set).
+"""Choose a recipe (learning rate, batch size, epochs) by the task's validation headline (never the test set).
 
 Each (lr, batch size, epochs) of the grid is an ordinary run (``train.py``'s config with these overrides, probes
-off), recorded in its own folder under ``--out``; the script prints one JSON line per run with its validation F1
-after every epoch and the best of them, and finally the recipe with the best validation F1. Test scores are in the
-run records but are never read here.
+off), recorded in its own folder under ``--out``; the script prints one JSON line per run with its validation score
+(the task's headline: entity F1 for NER, macro F1 for classification) after every epoch and the best of them, and
+finally the recipe with the best validation score. Test scores are in the run records but are never read here.
 
     CONLL2003_DIR=../shared/data/conll2003 python benchmarks/select_recipe.py --lr 1e-4 2e-4 3e-4 --epochs 3
+    PHRASEBANK_DIR=../shared/data/financial_phrasebank python benchmarks/select_recipe.py --overrides task=classification
 """
 
 from __future__ import annotations
@@ -26,19 +27,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class ValidationCurve(L.Callback):
-    """Validation F1 after every epoch, as the module logged it."""
+    """The validation headline after every epoch, as the module logged it (``monitor``, e.g. ``val/f1``)."""
 
-    def __init__(self):
-        self.values: list[float] = []
+    def __init__(self, monitor: str):
+        self.monitor, self.values = monitor, []
 
     def on_validation_end(self, trainer, module):
-        self.values.append(round(float(trainer.callback_metrics["val/f1"]), 4))
+        self.values.append(round(float(trainer.callback_metrics[self.monitor]), 4))
 
 
 def main() -> None:
     from ftaudit.run import train
     from ftaudit.sweep.space import to_overrides
     from ftaudit.sweep.trials import as_hydra_job, compose_run_config
+    from ftaudit.tasks import build_task
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="minilm", help="model config (tiny: a quick check of this script)")
@@ -57,16 +59,18 @@ def main() -> None:
         for lr, batch_size, epochs in itertools.product(args.lr, args.batch_size, args.epochs):
             params = {"optimizer.lr": lr, "data.batch_size": batch_size, "trainer.max_epochs": epochs}
             run_dir = args.out / f"lr{lr:g}-batch{batch_size}-epochs{epochs}"
-            curve, started = ValidationCurve(), time.perf_counter()
             with as_hydra_job(compose_run_config([*base, *to_overrides(params)]), run_dir) as cfg:
+                task = build_task(cfg.task)
+                score = f"val_{task.headline}"
+                curve, started = ValidationCurve(task.monitor), time.perf_counter()
                 metrics = train(cfg, run_dir, callbacks=[curve])
-            results.append({"lr": lr, "batch_size": batch_size, "epochs": epochs, "val_f1_per_epoch": curve.values,
-                            "val_f1": round(metrics["task/val_f1"], 4), "seconds": round(time.perf_counter() - started, 1),
+            results.append({"lr": lr, "batch_size": batch_size, "epochs": epochs, f"{score}_per_epoch": curve.values,
+                            score: round(metrics[f"task/{score}"], 4), "seconds": round(time.perf_counter() - started, 1),
                             "run_dir": str(run_dir)})
             print(json.dumps(results[-1]), flush=True)
-    best = max(results, key=lambda row: row["val_f1"])
-    print(f"best by validation F1: lr {best['lr']:g}, batch {best['batch_size']}, {best['epochs']} epochs: "
-          f"val F1 {best['val_f1']:.4f}", flush=True)
+    best = max(results, key=lambda row: row[score])
+    print(f"best by {score}: lr {best['lr']:g}, batch {best['batch_size']}, {best['epochs']} epochs: "
+          f"{score} {best[score]:.4f}", flush=True)
 
 
 if __name__ == "__main__":

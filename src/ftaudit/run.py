@@ -203,6 +203,7 @@ def evaluate_and_record(session: Session, model: torch.nn.Module, base_state: di
     device = f"{hardware['accelerator']} ({hardware['precision']})"
     env = {**environment(cfg.seed, device), "task": task.name, **env, "skipped_probes": skipped,
            "data_files": data_file_hashes(session.datamodule, session.probes), "attention": session.attention,
+           "data": session.datamodule.data_info,  # what the task's data module says of its splits
            "resources": {"energy_method": meter.energy_method, "peak_tflops_source": session.peak_source}}
     if save:
         env["saved_model"] = save_models(save, session, metrics, skipped, device)

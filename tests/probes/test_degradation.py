@@ -58,11 +58,11 @@ def degradation_overrides(tmp_path: Path, *probes: str) -> list[str]:
             "probes.degradation_settings.cka.sentences=16", "probes.degradation_settings.batch_size=8"]
 
 
-def tiny_context(cfg, run_dir: Path, seed: int = 0) -> ProbeContext:
+def tiny_context(cfg, run_dir: Path, seed: int = 0, head: str = "AutoModelForTokenClassification") -> ProbeContext:
     """An untrained model as its own fine-tuned version: every probe must see no change."""
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(cfg.model)
-    model = load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval()
+    model = load_classifier(cfg.model, head, LABELS).eval()
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     base_source = None if cfg.model.random_init else cfg.model.name_or_path
     return ProbeContext(cfg, model, base_state, tokenizer, None, run_dir, torch.device("cpu"), base_source=base_source)

@@ -62,6 +62,15 @@ def test_untrained_model_loses_nothing(tmp_path):
     assert metrics["degradation/mlm/drop"] == 0.0 == metrics["degradation/mlm/pseudo_perplexity/drop"]
 
 
+def test_a_sentence_classifier_with_a_pooler_is_probed_too(tmp_path):
+    """Its encoder holds a pooler that the masked LM's has not: the probe compares the weights they share."""
+    cfg = tiny_masked_lm_config(tmp_path)
+    context = tiny_context(cfg, tmp_path, head="AutoModelForSequenceClassification")
+    assert any(".pooler." in key for key in context.base_state)
+    metrics, skipped = run_probes(build_degradation_probes(cfg), context)
+    assert skipped == {} and metrics["degradation/mlm/drop"] == 0.0
+
+
 def test_fine_tuned_side_is_the_pretrained_head_on_the_fine_tuned_encoder(tmp_path):
     cfg = tiny_masked_lm_config(tmp_path)
     context = tiny_context(cfg, tmp_path)

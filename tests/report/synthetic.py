@@ -12,7 +12,11 @@ FAIRNESS_GROUPS = ("black_female", "black_male", "white_female", "white_male")
 # What the producers of these keys declare (split, higher is better), as a run writes it to metrics_info.json.
 DECLARED = {"task/test_f1": ("test", True), "task/val_f1": ("validation", True), "degradation/stsb/drop": ("test", False),
             "degradation/cka/drop": ("test", False), "resource/train_seconds": (None, False),
-            "fairness/names/recall_gap": ("test", False), "fairness/names/recall_gap_p_value": ("test", None)}
+            "fairness/names/recall_gap": ("test", False), "fairness/names/recall_gap_p_value": ("test", None),
+            "task/test_f1_macro": ("test", True), "task/test_accuracy": ("test", True),
+            "task/val_f1_macro": ("validation", True), "fairness/names/flip_rate_gap": ("test", False)}
+TASK_DATA = {"ner": {"name": "conll", "files": {"train": "train.txt", "test": "test.txt"}, "tag_scheme": "auto"},
+             "classification": {"name": "phrasebank", "file": "Sentences_50Agree.txt", "split_seed": 0}}
 
 
 def declaration(key: str) -> dict:
@@ -55,3 +59,17 @@ def make_sweep(root: Path, learning_rates: list[float], seeds: list[int], rng_se
     failed.mkdir()
     (failed / "config.yaml").write_text(yaml.safe_dump(run_config(learning_rates[0], 99, failed)))
     return runs
+
+
+def task_run(root: Path, task: str, lr: float, seed: int, rng: random.Random) -> Path:
+    """A run of ``task`` (ner or classification) with its own data settings and the metrics that task records (the
+    classification runs without the CKA probe, so the tradeoff plots' default costs differ)."""
+    run_dir = root / f"{task}-{lr:g}-{seed}"
+    config = run_config(lr, seed, run_dir) | {"task": {"name": task}, "data": TASK_DATA[task]}
+    if task == "ner":
+        return write_run(run_dir, config, run_metrics(rng))
+    metrics = {"task/test_f1_macro": rng.uniform(0.6, 0.9), "task/test_accuracy": rng.uniform(0.7, 0.9),
+               "task/val_f1_macro": rng.uniform(0.6, 0.9), "degradation/stsb/drop": rng.uniform(0, 20),
+               "resource/train_seconds": rng.uniform(50, 500), "fairness/names/flip_rate_gap": rng.uniform(0, 0.1)}
+    metrics.update({f"fairness/names/group/{group}/flip_rate": rng.uniform(0, 0.1) for group in FAIRNESS_GROUPS})
+    return write_run(run_dir, config, metrics)

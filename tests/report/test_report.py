@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import resource
 import statistics
 import subprocess
@@ -18,7 +19,7 @@ import yaml
 from ftaudit.report.__main__ import main
 from ftaudit.report.records import find_runs
 from ftaudit.report.table import default_group_keys
-from tests.report.synthetic import make_sweep, run_config, write_run
+from tests.report.synthetic import make_sweep, run_config, task_run, write_run
 
 LEARNING_RATES = [5e-5, 1e-4, 2e-4]
 
@@ -63,6 +64,36 @@ def test_default_groups_are_the_varying_keys_without_seed(sweep):
     runs = find_runs([sweep])
     assert len(runs) == 9  # the failed job (no metrics.json) and Hydra's .hydra copies are no records
     assert default_group_keys(runs) == ["optimizer.lr"]  # seed and the per-run logger save_dir are left out
+
+
+def test_runs_of_two_tasks_are_grouped_by_task_with_each_tasks_columns(tmp_path):
+    rng = random.Random(0)
+    for task in ("ner", "classification"):
+        for lr in (1e-4, 2e-4):
+            task_run(tmp_path / "runs", task, lr, 1, rng)
+    runs = find_runs([tmp_path / "runs"])
+    assert default_group_keys(runs) == ["task.name", "optimizer.lr"]  # the data settings come with the task
+    report(tmp_path / "runs", "--out", tmp_path / "out", "--format", "md")
+    header, _, *body = (tmp_path / "out" / "table.md").read_text().splitlines()
+    # each task's headline on test, accuracy, each headline on validation: in the order the runs were found
+    assert header == ("| task.name | optimizer.lr | n | task/test_f1_macro ↑ | task/test_f1 ↑ | task/test_accuracy ↑ | "
+                      "task/val_f1_macro ↑ | task/val_f1 ↑ | degradation/cka/drop ↓ | degradation/stsb/drop ↓ | "
+                      "fairness/names/recall_gap ↓ | fairness/names/flip_rate_gap ↓ | resource/train_seconds ↓ |")
+    assert [row.split(" | ")[0] for row in body] == ["| classification"] * 2 + ["| ner"] * 2
+    assert body[0].split(" | ")[4] == "—" and body[2].split(" | ")[3] == "—"  # PhraseBank has no entity F1, NER no macro F1
+    # one tradeoff plot per headline, each against a cost its task's runs recorded (the first: CKA for NER, STS-B here)
+    assert sorted(path.name for path in (tmp_path / "out").glob("*.png")) == [
+        "fairness_flip_rate.png", "fairness_recall.png", "tradeoff_f1.png", "tradeoff_f1_macro.png"]
+
+
+def test_a_name_groups_the_runs_without_the_settings_it_brings(tmp_path):
+    """A methods multirun: each method brings its own settings and learning rate; method.name says it all."""
+    for method, lr, adapter in (("full", 2e-4, None), ("lora", 2e-3, 8), ("ia3", 3e-3, None)):
+        for seed in (1, 2):
+            run_dir = tmp_path / "runs" / f"{method}-{seed}"
+            config = run_config(lr, seed, run_dir) | {"method": {"name": method, "adapter": {"r": adapter}}}
+            write_run(run_dir, config, {"task/test_f1": 0.8, "task/val_f1": 0.8})
+    assert default_group_keys(find_runs([tmp_path / "runs"])) == ["method.name"]
 
 
 def test_best_per_column_is_bold_in_the_right_direction(tmp_path):

@@ -30,7 +30,8 @@ def test_publish_sends_metrics_tables_and_images(tmp_path, capsys):
     (run_dir / "fairness_groups.csv").write_text("group,recall\nblack_female,0.9\nwhite_male,0.8\n")
     (run_dir / "csv").mkdir()
     (run_dir / "csv" / "metrics.csv").write_text("step,loss\n0,1.0\n")  # the CSV logger's file: not a table
-    metrics = {"task/test_f1": 0.5, "task/test_f1_strict": 0.4, "task/test_f1_PER": 0.75, "fairness/names/recall_gap": 0.1}
+    metrics = {"task/test_f1": 0.5, "task/test_f1_strict": 0.4, "task/test_f1_PER": 0.75, "task/test_f1_macro": 0.6,
+               "fairness/names/recall_gap": 0.1}
 
     publish_run([wandb_logger(save_dir=str(run_dir), project="test")], run_dir, metrics)
 
@@ -40,7 +41,7 @@ def test_publish_sends_metrics_tables_and_images(tmp_path, capsys):
     (wandb_file,) = offline_run_files(run_dir)
     run = read_offline_run(wandb_file)
     assert {key: run.summary[key] for key in metrics} == metrics
-    assert run.summary["tables/test_f1_per_type/nrows"] == 1  # PER only: f1_strict is no entity type
+    assert run.summary["tables/test_f1_per_type/nrows"] == 1  # PER only: f1_strict and f1_macro are no type or label
     assert run.summary["tables/fairness_groups/nrows"] == 2
     assert run.summary["plots/plots/recall/_type"] == "image-file"
     assert not any(key.startswith("tables/csv/") for key in run.summary)

@@ -9,6 +9,7 @@ intervals and permutation p-values, and the per-group chart.
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from ftaudit.metrics import MetricSpec
 from ftaudit.paths import DataNotFound, find_data
 from ftaudit.probes.base import Probe, ProbeContext
 from ftaudit.probes.names import NameGroups, load_name_groups
-from ftaudit.probes.resampling import gap_and_ratio, p_value, percentile_interval
+from ftaudit.probes.resampling import gap_and_ratio, p_value, percentile_interval, permuted_recalls, pooled_recalls
 from ftaudit.tracking.record import atomic_save_figure
 
 NAMES_ENV_VAR = "FAIRNESS_NAMES_FILE"
@@ -55,6 +56,64 @@ class FairnessProbe(Probe):
         """``fairness_groups.csv`` for the test split, ``fairness_groups_val.csv`` for validation."""
         path = Path(filename)
         return ctx.run_dir / f"{path.stem}{SPLIT_SUFFIX[self.split]}{path.suffix}"
+
+
+def seeded_sample(items: list, size: int | None, seed: int) -> list:
+    """Up to ``size`` of ``items`` (all if None), drawn without replacement by ``seed``, in their original order."""
+    if size is None or size >= len(items):
+        return list(items)
+    chosen = np.random.default_rng(seed).choice(len(items), size=size, replace=False)
+    return [items[i] for i in sorted(chosen)]
+
+
+def group_rng(seed: int, group: str) -> np.random.Generator:
+    """A group's own generator (seeded by the seed and the group's name): adding or reordering groups in the names
+    file leaves every other group's draws unchanged."""
+    return np.random.default_rng([seed, zlib.crc32(group.encode("utf-8"))])
+
+
+Comparison = tuple[dict[str, list[int]], list[list[int]]]
+
+
+def comparisons(groups: NameGroups) -> dict[str, Comparison]:
+    """Key prefix -> (each compared unit and its groups' indices, the strata its permutation test shuffles within).
+
+    Overall, every group is a unit and all groups are exchangeable under the null. Per attribute,
+    the units are its values (e.g. female, male), each pooling its groups; the null swaps only groups
+    that agree on every other attribute, so a gender gap is not confounded with an ethnicity gap.
+    """
+    index = {group: i for i, group in enumerate(groups.names)}
+    compared = {"": ({f"group/{group}": [i] for group, i in index.items()}, [list(index.values())])}
+    for attribute in groups.attributes:
+        others = [other for other in groups.attributes if other != attribute]
+        strata: dict[tuple, list[int]] = {}
+        for group, i in index.items():
+            strata.setdefault(tuple(groups.attributes[other][group] for other in others), []).append(i)
+        units = {f"by_{attribute}/{value}": [index[group] for group in members]
+                 for value, members in groups.members(attribute).items()}
+        compared[f"by_{attribute}"] = (units, list(strata.values()))
+    return compared
+
+
+def rate_gaps(prefix: str, groups: NameGroups, hits: np.ndarray, totals: np.ndarray, replicates: np.ndarray,
+              resamples: int, seed: int, name: str) -> dict[str, float]:
+    """A rate per group and per attribute value (``<prefix>/group/<g>/<name>``, ``<prefix>/by_<a>/<value>/<name>``) and,
+    overall and per attribute, the gap between them (``gap_metrics``).
+
+    ``hits[g, s]`` counts group g's outcomes of interest on sentence s (e.g. names found, predictions flipped) out of
+    ``totals[s]``, the same for every group; ``replicates`` are the groups' rates on bootstrap resamples of the
+    sentences (``bootstrap_recalls``), the null the same counts shuffled between exchangeable groups.
+    """
+    rates = hits.sum(axis=1) / totals.sum()
+    metrics = {}
+    for comparison, (units, strata) in comparisons(groups).items():
+        columns = list(units.values())
+        pooled = pooled_recalls(rates, columns)
+        metrics.update({f"{prefix}/{unit}/{name}": float(rate) for unit, rate in zip(units, pooled)})
+        null = permuted_recalls(hits, totals, strata, resamples, seed)
+        metrics.update(gap_metrics("/".join(filter(None, (prefix, comparison))), pooled, pooled_recalls(replicates, columns),
+                                   pooled_recalls(null, columns), name))
+    return metrics
 
 
 def gap_metrics(prefix: str, values: np.ndarray, replicates: np.ndarray, null: np.ndarray, name: str) -> dict[str, float]:

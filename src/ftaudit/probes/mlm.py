@@ -99,9 +99,12 @@ class MaskedLMProbe(DegradationProbe):
         texts = wikitext_sentences(self.data_file(), settings.sentences, settings.seed)
         prefix = ctx.model.base_model_prefix + "."
 
+        masked_lm_encoder = self.masked_lm.base_model.state_dict().keys()
+
         def scores(encoder_state: dict[str, torch.Tensor]) -> dict[str, float]:
-            # The pretrained head on top of the given encoder (tied input/output embeddings move with it).
-            self.masked_lm.base_model.load_state_dict(encoder_state)
+            # The pretrained head on top of the given encoder (tied input/output embeddings move with it). A sentence
+            # classifier's encoder also holds a pooler, which the masked LM neither has nor uses.
+            self.masked_lm.base_model.load_state_dict({k: v for k, v in encoder_state.items() if k in masked_lm_encoder})
             return masked_token_scores(self.masked_lm, ctx.tokenizer, texts, self.batch_size, settings.max_length,
                                        settings.mask_ratio, settings.seed, ctx.autocast)
 

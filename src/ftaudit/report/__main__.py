@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from ftaudit.errors import ConfigError, exit_on_user_error
-from ftaudit.report.plots import default_tradeoff_metric, plot_fairness, plot_tradeoff
+from ftaudit.report.plots import default_tradeoff_metric, fairness_measures, plot_fairness, plot_files, plot_tradeoff
 from ftaudit.report.records import find_runs
 from ftaudit.report.render import RENDERERS
-from ftaudit.report.table import aggregate, check_group_keys, default_group_keys, select_metrics
+from ftaudit.report.table import aggregate, check_group_keys, default_group_keys, headlines, select_metrics
 from ftaudit.tracking.record import atomic_write_text
 
 
@@ -24,14 +24,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "found recursively; mean ± std and n over the runs of each group.")
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="runs, multiruns or sweep folders")
     parser.add_argument("--group-by", type=comma_list, default=None, metavar="KEYS",
-                        help="dotted config keys, comma-separated (default: the keys that vary across runs, seed excluded)")
+                        help="dotted config keys, comma-separated (default: the keys that vary across runs, seed "
+                             "excluded, names first, without those a varying name already determines)")
     parser.add_argument("--metrics", type=comma_list, default=None, metavar="KEYS",
                         help="metric keys or globs (* within a segment, ** across), comma-separated "
-                             "(default: task F1s, degradation drops, fairness gaps, training time, energy)")
+                             "(default: each task's headline on test, accuracy, the headline on validation, degradation "
+                             "drops, fairness gaps, training time, energy)")
     parser.add_argument("--format", type=comma_list, default=["md", "latex", "csv"], metavar="FORMATS",
                         help="any of md, latex, csv (default: all)")
     parser.add_argument("--tradeoff", default=None, metavar="KEY",
-                        help="the x axis of tradeoff.png (default: the first degradation/*/drop, else training time)")
+                        help="the x axis of the tradeoff plots (default: the first degradation/*/drop the plotted "
+                             "task's runs recorded, else training time)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
     return parser.parse_args(argv)
 
@@ -56,11 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         filename, render = RENDERERS[name]
         atomic_write_text(args.out / filename, render(groups, group_keys, metrics))
         written.append(args.out / filename)
-    tradeoff_metric = args.tradeoff or default_tradeoff_metric(available)
-    if tradeoff_metric and plot_tradeoff(groups, group_keys, tradeoff_metric, args.out / "tradeoff.png"):
-        written.append(args.out / "tradeoff.png")
-    if plot_fairness(groups, group_keys, args.out / "fairness.png"):
-        written.append(args.out / "fairness.png")
+    scores = [score for score in headlines(runs) if f"task/test_{score}" in available]  # one plot per task's headline
+    for score, filename in plot_files("tradeoff", scores).items():
+        recorded = set().union(*(run.metrics for run in runs if f"task/test_{score}" in run.metrics))
+        tradeoff_metric = args.tradeoff or default_tradeoff_metric(recorded)  # a cost that task's runs recorded
+        if tradeoff_metric and plot_tradeoff(groups, group_keys, tradeoff_metric, f"task/test_{score}", args.out / filename):
+            written.append(args.out / filename)
+    for measure, filename in plot_files("fairness", fairness_measures(available)).items():
+        if plot_fairness(groups, group_keys, measure, args.out / filename):
+            written.append(args.out / filename)
 
     print(f"{len(runs)} runs in {len(groups)} groups (by {', '.join(group_keys) or 'nothing'})")
     if "md" in args.format:

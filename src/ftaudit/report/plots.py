@@ -1,4 +1,6 @@
-"""``tradeoff.png`` (task F1 against a cost, Pareto front drawn) and ``fairness.png`` (per-group recall)."""
+"""``tradeoff.png`` (the task's headline score against a cost, Pareto front drawn) and ``fairness.png`` (a per-group
+fairness measure); with runs of several tasks, one plot per headline (``tradeoff_<headline>.png``) and per measure
+(``fairness_<measure>.png``)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ from ftaudit.report.render import format_value
 from ftaudit.report.table import Group, direction, summarise
 from ftaudit.tracking.record import atomic_write_bytes
 
-TASK_METRIC = "task/test_f1"
-PER_GROUP_RECALL = re.compile(r"^fairness/(?P<probe>[^/]+)/group/(?P<group>[^/]+)/recall$")
+# Per-group measures of the fairness probes: NER's recall of substituted names, classification's flip rate under
+# attribution to names; their axis label, upper limit and title.
+PER_GROUP = re.compile(r"^fairness/(?P<probe>[^/]+)/group/(?P<group>[^/]+)/(?P<measure>recall|flip_rate)$")
+MEASURES = {"recall": ("PER recall on substituted names (higher is better)", 1.05, "Name-substitution recall"),
+            "flip_rate": ("flip rate under attribution to names (lower is better)", None, "Attribution flip rate")}
 PNG_METADATA = {"Software": None}  # no version stamp: the same records give the same bytes
 
 
@@ -31,7 +36,7 @@ def group_label(group: Group, group_keys: list[str]) -> str:
 
 
 def default_tradeoff_metric(available: set[str]) -> str | None:
-    """The first degradation drop (sorted), else training time: what the F1 was paid with."""
+    """The first degradation drop (sorted), else training time: what the task score was paid with."""
     drops = sorted(key for key in available if key.startswith("degradation/") and key.endswith("/drop"))
     return drops[0] if drops else ("resource/train_seconds" if "resource/train_seconds" in available else None)
 
@@ -47,11 +52,17 @@ def pareto_front(points: list[tuple[float, float]], x_better: str) -> list[int]:
     return sorted(front, key=lambda i: (points[i][0], points[i][1]))
 
 
-def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, path: Path) -> bool:
-    """Mean ± std of task F1 against ``x_metric`` per group; False (nothing drawn) when no group has both."""
+def plot_files(stem: str, names: list[str]) -> dict[str, str]:
+    """``<stem>.png`` for a single plot, ``<stem>_<name>.png`` each when there are several."""
+    return {name: f"{stem}.png" if len(names) == 1 else f"{stem}_{name}.png" for name in names}
+
+
+def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, y_metric: str, path: Path) -> bool:
+    """Mean ± std of ``y_metric`` (a task's headline on test) against ``x_metric`` per group; False (nothing drawn)
+    when no group has both."""
     plt = pyplot()
     shown = [(group, summarise([r.metrics[x_metric] for r in group.runs if x_metric in r.metrics]),
-              summarise([r.metrics[TASK_METRIC] for r in group.runs if TASK_METRIC in r.metrics])) for group in groups]
+              summarise([r.metrics[y_metric] for r in group.runs if y_metric in r.metrics])) for group in groups]
     shown = [(group, x, y) for group, x, y in shown if x is not None and y is not None]
     if not shown:
         return False
@@ -68,7 +79,7 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, pat
               alpha=0.7, zorder=0, drawstyle="steps-post" if x_better == "min" else "steps-pre",
               label=f"Pareto front ({len(front)} of {len(points)} groups)")
     axes.set_xlabel(f"{x_metric} ({'lower' if x_better == 'min' else 'higher'} is better)")
-    axes.set_ylabel(f"{TASK_METRIC} (higher is better)")
+    axes.set_ylabel(f"{y_metric} (higher is better)")
     axes.set_title("Task gain vs cost, mean ± std over each group's runs")
     axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
@@ -76,13 +87,16 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, pat
     return True
 
 
-def plot_fairness(groups: list[Group], group_keys: list[str], path: Path) -> bool:
-    """Per-name-group PER recall (mean ± std over runs) for each table group; False when no run has such keys."""
-    keys = sorted({key for group in groups for run in group.runs for key in run.metrics if PER_GROUP_RECALL.match(key)})
+def plot_fairness(groups: list[Group], group_keys: list[str], measure: str, path: Path) -> bool:
+    """Per-name-group ``measure`` (``recall`` or ``flip_rate``; mean ± std over runs) for each table group; False when
+    no run has such keys."""
+    keys = sorted({key for group in groups for run in group.runs for key in run.metrics
+                   if (match := PER_GROUP.match(key)) and match["measure"] == measure})
     if not keys:
         return False
-    one_probe = len({PER_GROUP_RECALL.match(key)["probe"] for key in keys}) == 1
-    names = [PER_GROUP_RECALL.match(key)["group"] if one_probe else key.removeprefix("fairness/") for key in keys]
+    one_probe = len({PER_GROUP.match(key)["probe"] for key in keys}) == 1
+    names = [PER_GROUP.match(key)["group"] if one_probe else key.removeprefix("fairness/") for key in keys]
+    ylabel, upper, title = MEASURES[measure]
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(max(6.4, 0.5 * len(keys) * len(groups)), 4.8))
     width = 0.8 / len(groups)
@@ -92,13 +106,20 @@ def plot_fairness(groups: list[Group], group_keys: list[str], path: Path) -> boo
         axes.bar(positions, [cell.mean if cell else 0.0 for cell in cells], width, capsize=2,
                  yerr=[(cell.std or 0.0) if cell else 0.0 for cell in cells], label=group_label(group, group_keys))
     axes.set_xticks(range(len(keys)), names, rotation=30, ha="right", fontsize=8)
-    axes.set_ylabel("PER recall on substituted names (higher is better)")
-    axes.set_ylim(0, 1.05)
-    axes.set_title("Name-substitution recall per group, mean ± std over runs")
+    axes.set_ylabel(ylabel)
+    if upper is not None:
+        axes.set_ylim(0, upper)
+    axes.set_title(f"{title} per group, mean ± std over runs")
     axes.legend(loc="best", fontsize=8)
     axes.grid(axis="y", alpha=0.3)
     save(figure, path)
     return True
+
+
+def fairness_measures(available: set[str]) -> list[str]:
+    """The per-group fairness measures the runs recorded, in ``MEASURES`` order."""
+    found = {match["measure"] for key in available if (match := PER_GROUP.match(key))}
+    return [measure for measure in MEASURES if measure in found]
 
 
 def save(figure, path: Path) -> None:

@@ -12,8 +12,10 @@ from ftaudit.report.records import RunRecord
 # Never a default grouping key: the seed is what a group aggregates over; logger settings and the progress bar
 # change no result (and the loggers' save_dir differs in every run).
 NOT_GROUP_KEYS = re.compile(r"^(seed|trainer\.progress_bar|logger\..*)$")
-DEFAULT_METRICS = ("task/test_f1", "task/val_f1", "degradation/*/drop", "fairness/*/recall_gap",
-                   "resource/train_seconds", "resource/*kwh*")
+# After the task columns (each task's headline on test, accuracy, the headline on validation: ``task_metrics``).
+DEFAULT_METRICS = ("degradation/*/drop", "fairness/*/recall_gap", "fairness/*/flip_rate_gap", "resource/train_seconds",
+                   "resource/*kwh*")
+HEADLINE_KEY = re.compile(r"^task/val_(?P<score>.+)$")  # a run records its task's headline, and only it, on validation
 
 
 def direction(groups: list[Group], metric: str) -> str | None:
@@ -33,11 +35,25 @@ def key_pattern(pattern: str) -> re.Pattern:
     return re.compile(f"^{regex}$")
 
 
+def headlines(runs: list[RunRecord]) -> list[str]:
+    """The headline scores the runs' tasks recorded (``task/val_<headline>``: f1 for NER, f1_macro for
+    classification), in the order first seen."""
+    found = (HEADLINE_KEY.match(key) for run in runs for key in run.metrics)
+    return list(dict.fromkeys(match["score"] for match in found if match))
+
+
+def task_metrics(runs: list[RunRecord]) -> list[str]:
+    """Each task's headline on test, accuracy (where recorded), then each headline on validation."""
+    scores = headlines(runs) or ["f1"]  # records without a validation score (written by hand): the first task's, NER's
+    return [*(f"task/test_{score}" for score in scores), "task/test_accuracy", *(f"task/val_{score}" for score in scores)]
+
+
 def select_metrics(runs: list[RunRecord], patterns: list[str] | None) -> list[str]:
-    """The metric keys present in the runs, in pattern order (sorted within a pattern); default: ``DEFAULT_METRICS``."""
+    """The metric keys present in the runs, in pattern order (sorted within a pattern); default: the task columns
+    (``task_metrics``), then ``DEFAULT_METRICS``."""
     available = sorted(set().union(*(run.metrics for run in runs)))
     chosen: list[str] = []
-    for pattern in patterns or DEFAULT_METRICS:
+    for pattern in patterns or [*task_metrics(runs), *DEFAULT_METRICS]:
         matched = [key for key in available if key_pattern(pattern).match(key) and key not in chosen]
         if patterns and not matched:
             raise ConfigError(f"--metrics {pattern!r} matches no metric of the runs; they have e.g. "
@@ -49,9 +65,23 @@ def select_metrics(runs: list[RunRecord], patterns: list[str] | None) -> list[st
 
 
 def default_group_keys(runs: list[RunRecord]) -> list[str]:
-    """The config keys whose value differs between runs (a key a run lacks counts as None), seed excluded."""
+    """The config keys whose value differs between runs (a key a run lacks counts as None), seed excluded, except
+    what a varying name already says: names come first (``task.name``, then ``data.name``, ``method.name``,
+    ``model.name``, ...), and a key whose value follows from the names kept before it is left out. So runs of two
+    tasks are grouped by task, not by every data setting that comes with it, and a methods multirun by method, not
+    by each method's own settings and learning rate; two settings varied independently (a sweep) are both kept."""
     keys = sorted(set().union(*(run.config for run in runs)))
-    return [key for key in keys if not NOT_GROUP_KEYS.match(key) and len({run.config.get(key) for run in runs}) > 1]
+    varying = [key for key in keys if not NOT_GROUP_KEYS.match(key) and len({run.config.get(key) for run in runs}) > 1]
+    names = sorted((key for key in varying if key.endswith(".name")), key=lambda key: (key != "task.name", key))
+    chosen: list[str] = []
+    for key in [*names, *(key for key in varying if key not in names)]:
+        kept_names = [name for name in chosen if name in names]
+        values_by_names: dict[tuple, set] = {}
+        for run in runs:
+            values_by_names.setdefault(tuple(run.config.get(name) for name in kept_names), set()).add(run.config.get(key))
+        if any(len(values) > 1 for values in values_by_names.values()):
+            chosen.append(key)
+    return chosen
 
 
 def check_group_keys(runs: list[RunRecord], group_keys: list[str]) -> None:

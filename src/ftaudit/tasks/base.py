@@ -24,8 +24,10 @@ class Task:
     module_class: type[TaskModule]
     scores: dict[str, str | None]  # score name (or ``prefix_*`` pattern) -> "max" | "min" | None: what it records
 
-    def __init__(self, peft_task_type: str):
+    def __init__(self, peft_task_type: str, name: str | None = None):
         self.peft_task_type = peft_task_type  # what peft's adapter configs call this task (TOKEN_CLS, SEQ_CLS)
+        if name is not None and name != self.name:  # the config's task.name is what records and reports group by
+            raise ConfigError(f"task.name={name} but task._target_ builds the {self.name} task; make them agree")
 
     def datamodule(self, data_cfg: DictConfig, tokenizer, seed: int, pad_to_multiple_of: int = 1) -> SplitDataModule:
         if data_cfg.format not in self.formats:

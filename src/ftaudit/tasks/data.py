@@ -99,7 +99,8 @@ class SplitDataModule(L.LightningDataModule):
     """Train/validation/test splits, tokenised once in ``setup`` (idempotent, so the run can read labels early).
 
     A task's data module fills ``splits`` (objects with ``input_ids``, ``labels``, ``extra_inputs``, ``label_pad``
-    and ``lengths``), ``labels`` (the label names, read from the data) and ``data_files`` (every file it read).
+    and ``lengths``), ``labels`` (the label names, read from the data) and ``data_files`` (every file it read), and
+    may describe the data in ``data_info`` (e.g. how the splits were made), which the run records in env.json.
     """
 
     def __init__(self, cfg, tokenizer, seed: int, pad_to_multiple_of: int = 1):
@@ -108,6 +109,7 @@ class SplitDataModule(L.LightningDataModule):
         self.splits: dict = {}
         self.labels: list[str] = []
         self.data_files: list[Path] = []
+        self.data_info: dict = {}
 
     @property
     def max_length(self) -> int:

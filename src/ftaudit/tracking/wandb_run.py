@@ -14,7 +14,8 @@ from ftaudit.tracking.loggers import default_group, default_name
 
 # The run's own folders that are not part of its record: logger output and W&B's local copy.
 NOT_RECORD_FOLDERS = ("csv", "wandb", "tensorboard", "mlartifacts", "checkpoints", ".hydra")
-PER_TYPE_F1 = re.compile(r"^task/test_f1_(?!strict$)(?P<type>.+)$")  # task/test_f1_strict is not an entity type
+# F1 per entity type (NER) or per label (classification); strict F1 and macro F1 are neither
+PER_TYPE_F1 = re.compile(r"^task/test_f1_(?!strict$|macro$)(?P<type>.+)$")
 
 
 def wandb_mode() -> str:

@@ -16,9 +16,9 @@ import numpy as np
 
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.fairness import FairnessProbe, gap_metrics, gap_specs, write_group_chart
+from ftaudit.probes.fairness import FairnessProbe, gap_specs, rate_gaps, write_group_chart
 from ftaudit.probes.names import NameGroups
-from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, percentile_interval, permuted_recalls, pooled_recalls
+from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, percentile_interval
 from ftaudit.tasks.ner.conll import Sentence
 from ftaudit.tasks.ner.metrics import entity_scores
 from ftaudit.tasks.ner.predict import predict_tags
@@ -51,25 +51,6 @@ class NameAudit:
         """Bootstrap samples x groups: recalls on resampled sentences."""
         return bootstrap_recalls(self.found, self.spans, self.resamples, self.seed)
 
-    def comparisons(self) -> dict[str, tuple[dict[str, list[int]], list[list[int]]]]:
-        """Key prefix -> (each compared unit and its groups' indices, the strata its permutation test shuffles within).
-
-        Overall, every group is a unit and all groups are exchangeable under the null. Per attribute,
-        the units are its values (e.g. female, male), each pooling its groups; the null swaps only groups
-        that agree on every other attribute, so a gender gap is not confounded with an ethnicity gap.
-        """
-        index = {group: i for i, group in enumerate(self.groups.names)}
-        comparisons = {"": ({f"group/{group}": [i] for group, i in index.items()}, [list(index.values())])}
-        for attribute in self.groups.attributes:
-            others = [other for other in self.groups.attributes if other != attribute]
-            strata: dict[tuple, list[int]] = {}
-            for group, i in index.items():
-                strata.setdefault(tuple(self.groups.attributes[other][group] for other in others), []).append(i)
-            units = {f"by_{attribute}/{value}": [index[group] for group in groups]
-                     for value, groups in self.groups.members(attribute).items()}
-            comparisons[f"by_{attribute}"] = (units, list(strata.values()))
-        return comparisons
-
     def metrics(self, prefix: str) -> dict[str, float]:
         """Per group recall and F1; per comparison, each unit's recall and the gap, ratio, CIs and p-value."""
         substitutions = float(self.spans.sum())
@@ -77,14 +58,8 @@ class NameAudit:
                    f"{prefix}/substitutions": substitutions * len(self.groups.names)}
         for group, f1 in zip(self.groups.names, self.f1):
             metrics[f"{prefix}/group/{group}/f1"] = float(f1)
-        for name, (units, strata) in self.comparisons().items():
-            columns = list(units.values())
-            recalls = pooled_recalls(self.recalls, columns)
-            metrics.update({f"{prefix}/{unit}/recall": float(recall) for unit, recall in zip(units, recalls)})
-            null = permuted_recalls(self.found, self.spans, strata, self.resamples, self.seed)
-            comparison = "/".join(filter(None, (prefix, name)))
-            metrics.update(gap_metrics(comparison, recalls, pooled_recalls(self.replicates, columns),
-                                       pooled_recalls(null, columns), "recall"))
+        metrics.update(rate_gaps(prefix, self.groups, self.found, self.spans, self.replicates, self.resamples, self.seed,
+                                 "recall"))
         return metrics
 
     def table(self) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
-import numpy as np
-
+from ftaudit.probes.fairness import group_rng, seeded_sample
 from ftaudit.probes.names import NameGroups
 from ftaudit.tasks.ner.conll import Sentence
 
@@ -58,23 +56,19 @@ class Variant:
 
 def sample_sentences(sentences: list[Sentence], size: int | None, seed: int, entity_type: str) -> list[Sentence]:
     """Up to ``size`` sentences (all if None) that hold at least one ``entity_type`` span, in their original order."""
-    candidates = [s for s in sentences if entity_spans(s.tags, entity_type)]
-    if size is None or size >= len(candidates):
-        return candidates
-    chosen = np.random.default_rng(seed).choice(len(candidates), size=size, replace=False)
-    return [candidates[i] for i in sorted(chosen)]
+    return seeded_sample([s for s in sentences if entity_spans(s.tags, entity_type)], size, seed)
 
 
 def make_variants(sentences: list[Sentence], groups: NameGroups, names_per_sentence: int, seed: int,
                   entity_type: str) -> list[Variant]:
     """``names_per_sentence`` variants of every sentence per group, each span given its own seeded draw.
 
-    Each group draws from its own generator (seeded by the seed and the group's name), so adding or
-    reordering groups in the file leaves the other groups' variants unchanged.
+    Each group draws from its own generator (``group_rng``), so adding or reordering groups in the file leaves the
+    other groups' variants unchanged.
     """
     variants = []
     for group, names in groups.names.items():
-        rng = np.random.default_rng([seed, zlib.crc32(group.encode("utf-8"))])
+        rng = group_rng(seed, group)
         for source, sentence in enumerate(sentences):
             spans = entity_spans(sentence.tags, entity_type)
             for _ in range(names_per_sentence):

@@ -1,0 +1,36 @@
+"""The sentence classification LightningModule: a Hugging Face sequence classifier and its scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ftaudit.tasks.classification.metrics import classification_scores
+from ftaudit.tasks.module import TaskModule
+
+
+class SentenceClassifier(TaskModule):
+    """Predicts one label per example from the label probabilities. ``test_predictions`` are the test split's
+    probabilities, one row per example in split order."""
+
+    model_inputs = ("input_ids", "attention_mask", "token_type_ids", "labels")  # token_type_ids: sentence pairs only
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _eval_step(self, batch) -> torch.Tensor:
+        output = self(batch)
+        self._eval_outputs.append((batch["example_index"].cpu(), output.logits.float().softmax(-1).cpu()))
+        return output.loss
+
+    def _scores(self, split: str) -> tuple[dict[str, float], np.ndarray]:
+        example_index, probabilities = (torch.cat(column) for column in zip(*self._eval_outputs))
+        self._eval_outputs.clear()
+        encoded = self.data.splits[split]
+        if not torch.equal(example_index.sort().values, torch.arange(len(encoded.examples))):
+            raise RuntimeError(f"{split}: every example must be evaluated exactly once")
+        probabilities = probabilities[example_index.argsort()].numpy()
+        gold = torch.stack(encoded.labels).numpy()
+        label_keys = [self.data.label_keys[label] for label in self.labels]
+        return classification_scores(gold, probabilities, label_keys), probabilities
