@@ -187,6 +187,26 @@ def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
     assert result.stdout.count("run directory:") == 1
 
 
+def test_ddp_evaluation_records_what_one_process_records(tmp_path):
+    """Each process evaluates every other batch and the outputs are gathered: with weights that do not move
+    (lr 1e-30, so batch composition cannot matter), the 2-process record is the 1-process one, every test sentence
+    predicted once and in order, both F1s on the whole splits."""
+    frozen = [*TINY_RUN, "trainer.max_epochs=1", "optimizer.lr=1e-30", "probes.degradation=[weights]",
+              "hardware.peak_tflops=0.5", "record.save_model=false"]
+    records = {}
+    for name, processes in {"one": ["hardware=cpu"], "two": DDP_ON_CPU}.items():
+        (tmp_path / name).mkdir()
+        result = run_script(*frozen, *processes, cwd=tmp_path / name)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (run_dir,) = (tmp_path / name / "outputs" / "runs").iterdir()
+        records[name] = (json.loads((run_dir / "metrics.json").read_text()), (run_dir / "predictions" / "test.txt").read_text())
+    (one, one_predictions), (two, two_predictions) = records["one"], records["two"]
+    assert two_predictions == one_predictions
+    assert set(two) == set(one)
+    task_keys = [key for key in one if key.startswith("task/")]
+    assert task_keys and {key: two[key] for key in task_keys} == {key: one[key] for key in task_keys}
+
+
 def test_concurrent_workers_keep_every_cached_peak(tmp_path, monkeypatch):
     """Workers measuring different dtypes at once: each benchmark runs once, and no entry overwrites another's."""
     from concurrent.futures import ThreadPoolExecutor

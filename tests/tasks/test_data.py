@@ -28,3 +28,23 @@ def test_labels_are_renumbered_in_the_models_order_or_refused():
     assert [ids.tolist() for ids in data.splits["test"].labels] == [[-100, 1, 2, 0, -100], 0]
     with pytest.raises(DataError, match=r"labels of model-x do not match data=toy: .*only in the model: \['B-LOC'\]"):
         data.adopt_label_order(["I-PER", "O", "B-LOC"], "model-x")
+
+
+@pytest.mark.parametrize("examples", [5, 13, 40])
+def test_evaluation_batches_are_shared_out_evenly_across_processes(examples):
+    """Under DDP each process evaluates its share of the batches, all processes the same number of them (a forward is
+    a collective step there); together every example once, the repeated batch aside."""
+    split = SimpleNamespace(input_ids=[torch.ones(n, dtype=torch.long) for n in range(1, examples + 1)],
+                            lengths=np.arange(1, examples + 1), extra_inputs={}, label_pad=-100,
+                            labels=[torch.tensor(0)] * examples)
+    whole = SplitDataModule(SimpleNamespace(eval_batch_size=4), SimpleNamespace(pad_token_id=0), 0)
+    whole.splits = {"test": split}
+    all_batches = [batch["example_index"].tolist() for batch in whole.eval_dataloader("test", shard=True)]
+    shares = []
+    for rank in range(3):
+        data = SplitDataModule(SimpleNamespace(eval_batch_size=4), SimpleNamespace(pad_token_id=0), 0)
+        data.splits, data.trainer = {"test": split}, SimpleNamespace(world_size=3, global_rank=rank)
+        shares.append([batch["example_index"].tolist() for batch in data.test_dataloader()])
+    assert len({len(share) for share in shares}) == 1
+    distinct = {tuple(batch) for share in shares for batch in share}
+    assert sorted(distinct) == sorted(map(tuple, all_batches))

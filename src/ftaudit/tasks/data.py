@@ -147,11 +147,19 @@ class SplitDataModule(L.LightningDataModule):
         sampler = LengthGroupedBatchSampler(split.lengths, self.cfg.batch_size, self.seed, self.cfg.group_by_length, **processes)
         return self._loader("train", sampler)
 
-    def eval_dataloader(self, split: str) -> DataLoader:
-        return self._loader(split, eval_batches(self.splits[split].lengths, self.cfg.eval_batch_size))
+    def eval_dataloader(self, split: str, shard: bool = False) -> DataLoader:
+        """Every example of ``split`` once; with ``shard``, under DDP, this process's every world_size-th batch (the
+        module gathers the outputs of all processes). Every process takes the same number of batches, the last
+        one repeated where needed: a forward under DDP (its buffer broadcast) or FSDP is a collective step."""
+        batches = eval_batches(self.splits[split].lengths, self.cfg.eval_batch_size)
+        if shard and self.trainer and self.trainer.world_size > 1:
+            processes, rank = self.trainer.world_size, self.trainer.global_rank
+            own = batches[rank::processes] or batches[-1:]
+            batches = own + own[-1:] * (math.ceil(len(batches) / processes) - len(own))
+        return self._loader(split, batches)
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("validation")
+        return self.eval_dataloader("validation", shard=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("test")
+        return self.eval_dataloader("test", shard=True)

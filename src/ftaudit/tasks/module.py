@@ -44,6 +44,7 @@ class TaskModule(L.LightningModule):
         self.model, self.optimizer_cfg, self.data, self.labels = model, optimizer_cfg, data, data.labels
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
         self.test_scores: dict[str, float] = {}
+        self._eval_outputs: list[tuple[torch.Tensor, ...]] = []  # what ``_eval_step`` kept of each batch
 
     def on_fit_start(self) -> None:
         # from_pretrained returns the model in eval mode, and Lightning keeps each module's mode as it finds it:
@@ -67,25 +68,38 @@ class TaskModule(L.LightningModule):
         return loss
 
     def _eval_step(self, batch) -> torch.Tensor:
-        """Forward one evaluation batch, keep what scoring needs, return the loss."""
+        """Forward one evaluation batch, keep what scoring needs (a tuple in ``_eval_outputs`` whose first item is
+        the batch's ``example_index``), return the loss."""
         raise NotImplementedError
 
-    def _scores(self, split: str) -> tuple[dict[str, float], object]:
-        """The scores of ``split`` from the kept batches (which it clears), and the predictions."""
+    def _scores(self, split: str, outputs: list[tuple[torch.Tensor, ...]]) -> tuple[dict[str, float], object]:
+        """The scores of ``split`` from the outputs ``_eval_step`` kept of all its batches, and the predictions."""
         raise NotImplementedError
+
+    def _take_outputs(self) -> list[tuple[torch.Tensor, ...]]:
+        """The kept outputs of the split just evaluated by the Trainer, of every process: under DDP each process
+        evaluated every world_size-th batch (``SplitDataModule.eval_dataloader``), so each scores the whole split;
+        a batch repeated to even out the processes' batch counts is kept once."""
+        outputs, self._eval_outputs = self._eval_outputs, []
+        if self.trainer.world_size > 1:
+            gathered: list = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, outputs)
+            by_first_example = {int(output[0][0]): output for process in gathered for output in process}
+            outputs = list(by_first_example.values())  # batches are disjoint: their first example tells them apart
+        return outputs
 
     def validation_step(self, batch, batch_index):
-        self.log("val/loss", self._eval_step(batch), batch_size=len(batch["input_ids"]))
+        self.log("val/loss", self._eval_step(batch), batch_size=len(batch["input_ids"]), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        scores, _ = self._scores("validation")
+        scores, _ = self._scores("validation", self._take_outputs())
         self.log_dict({f"val/{key}": value for key, value in scores.items()})
 
     def test_step(self, batch, batch_index):
         self._eval_step(batch)
 
     def on_test_epoch_end(self) -> None:
-        self.test_scores, self.test_predictions = self._scores("test")
+        self.test_scores, self.test_predictions = self._scores("test", self._take_outputs())
         self.log_dict({f"test/{key}": value for key, value in self.test_scores.items()})
 
     @torch.inference_mode()
@@ -99,7 +113,8 @@ class TaskModule(L.LightningModule):
             with autocast():
                 self._eval_step({key: value.to(device) for key, value in batch.items()})
         self.model.train(was_training)
-        return self._scores(split)[0]
+        outputs, self._eval_outputs = self._eval_outputs, []
+        return self._scores(split, outputs)[0]
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if not self.gradient_clip_val:

@@ -15,18 +15,13 @@ class SentenceClassifier(TaskModule):
 
     model_inputs = ("input_ids", "attention_mask", "token_type_ids", "labels")  # token_type_ids: sentence pairs only
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-
     def _eval_step(self, batch) -> torch.Tensor:
         output = self(batch)
         self._eval_outputs.append((batch["example_index"].cpu(), output.logits.float().softmax(-1).cpu()))
         return output.loss
 
-    def _scores(self, split: str) -> tuple[dict[str, float], np.ndarray]:
-        example_index, probabilities = (torch.cat(column) for column in zip(*self._eval_outputs))
-        self._eval_outputs.clear()
+    def _scores(self, split: str, outputs: list[tuple[torch.Tensor, ...]]) -> tuple[dict[str, float], np.ndarray]:
+        example_index, probabilities = (torch.cat(column) for column in zip(*outputs))
         encoded = self.data.splits[split]
         if not torch.equal(example_index.sort().values, torch.arange(len(encoded.examples))):
             raise RuntimeError(f"{split}: every example must be evaluated exactly once")

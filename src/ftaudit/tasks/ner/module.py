@@ -16,10 +16,6 @@ class NERTagger(TaskModule):
     ``test_predictions`` are the test split's tags, one list per sentence.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._eval_outputs: list[tuple[torch.Tensor, ...]] = []
-
     def _eval_step(self, batch) -> torch.Tensor:
         output = self(batch)
         is_word = batch["labels"] != IGNORE_INDEX
@@ -28,11 +24,10 @@ class NERTagger(TaskModule):
                                    confidence.cpu(), batch["labels"][is_word].cpu()))
         return output.loss
 
-    def _scores(self, split: str) -> tuple[dict[str, float], list[list[str]]]:
+    def _scores(self, split: str, outputs: list[tuple[torch.Tensor, ...]]) -> tuple[dict[str, float], list[list[str]]]:
         """Entity scores of the split's sentences, and the word-level ECE of the predicted tags' probabilities."""
         example_index, predicted, words_per_example, confidence, gold = (torch.cat(column).tolist()
-                                                                          for column in zip(*self._eval_outputs))
-        self._eval_outputs.clear()
+                                                                          for column in zip(*outputs))
         per_example, start = [], 0
         for count in words_per_example:
             per_example.append([self.labels[i] for i in predicted[start : start + count]])
