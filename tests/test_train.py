@@ -5,6 +5,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -13,6 +14,7 @@ import torch
 from ftaudit.errors import Interrupted, UserError
 from ftaudit.tasks.ner.metrics import entity_scores
 from ftaudit.run import optimizer_steps, train
+from ftaudit.tasks.module import TaskModule
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
 REQUIRED_KEYS = {"task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/val_f1",
@@ -285,3 +287,27 @@ def test_optimizer_steps_are_the_real_ones_whatever_the_processes(batches, overr
     take N times fewer steps (it used to be computed for one process)."""
     trainer = compose_config("trainer.max_epochs=3", *(f"trainer.{key}={value}" for key, value in overrides.items())).trainer
     assert optimizer_steps(batches, trainer, processes) == steps
+
+
+def test_debug_fdr_is_a_tryout_that_records_no_metrics(tmp_path):
+    """One batch of each stage scores part of the splits: the run says so and leaves no metrics.json nor
+    predictions (nothing downstream can take its numbers for the splits'), in outputs/debug/."""
+    result = run_script(*TINY_RUN, "debug=fdr", "data.eval_batch_size=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "debug").iterdir()
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["partial_evaluation"]["test"].startswith("4 of ")
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "predictions").exists()
+    assert "a try-out: evaluated" in result.stdout
+
+
+def test_overfitting_takes_the_same_batches_every_epoch(tmp_path):
+    cfg = compose_config(*TINY_RUN, "debug=overfit")
+    assert cfg.trainer.overfit_batches == 3
+    sampler = SimpleNamespace(set_epoch=lambda epoch: epochs.append(epoch))
+    epochs = []
+    for overfit_batches, epoch in ((3, 5), (0, 5)):
+        trainer = SimpleNamespace(overfit_batches=overfit_batches, current_epoch=epoch,
+                                  train_dataloader=SimpleNamespace(batch_sampler=sampler))
+        TaskModule.on_train_epoch_start(SimpleNamespace(trainer=trainer, current_epoch=epoch))
+    assert epochs == [0, 5]

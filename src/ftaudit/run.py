@@ -140,12 +140,13 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
         return metrics
 
     metrics.update(method.metrics(module.model))
-    env = {"tested_checkpoint": f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})"}
+    env = {"tested_checkpoint": f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})",
+           **tryout(module)}
     if resume_from:
         env["resumed"] = f"from {resume_from} (the state after its last finished epoch)"
     plain = method.merged(module.model).eval()  # adapters merged: weight names as base_state's, what probes read
     return evaluate_and_record(session, plain, base_state, base_model_of(cfg.model), metrics, specs, env,
-                               task.prediction_files(datamodule, module), method.evaluate,
+                               {} if "partial_evaluation" in env else task.prediction_files(datamodule, module), method.evaluate,
                                models_to_save(cfg.record, module.model, plain))
 
 
@@ -173,9 +174,10 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         return metrics
     env = {"tested_checkpoint": f"the audited model ({finetuned.source})",
            "audit": {"model": cfg.model.name_or_path, "loaded_from": finetuned.source, "form": finetuned.form,
-                     "base": finetuned.base, "base_named_by": finetuned.base_named_by, "labels": finetuned.labels}}
+                     "base": finetuned.base, "base_named_by": finetuned.base_named_by, "labels": finetuned.labels},
+           **tryout(module)}
     return evaluate_and_record(session, finetuned.model, finetuned.base_state, finetuned.base, metrics, specs, env,
-                               task.prediction_files(datamodule, module))
+                               {} if "partial_evaluation" in env else task.prediction_files(datamodule, module))
 
 
 def evaluate_and_record(session: Session, model: torch.nn.Module, base_state: dict[str, torch.Tensor],
@@ -205,12 +207,24 @@ def evaluate_and_record(session: Session, model: torch.nn.Module, base_state: di
            "data_files": data_file_hashes(session.datamodule, session.probes), "attention": session.attention,
            "data": session.datamodule.data_info,  # what the task's data module says of its splits
            "resources": {"energy_method": meter.energy_method, "peak_tflops_source": session.peak_source}}
+    if "partial_evaluation" in env:  # a try-out's scores are not its splits': printed, never recorded as metrics
+        write_record(run_dir, cfg, None, {}, env, {})
+        print_summary(run_dir, metrics, env["tested_checkpoint"])
+        print(f"a try-out: evaluated {env['partial_evaluation']}; no metrics.json or predictions written", flush=True)
+        return metrics
     if save:
         env["saved_model"] = save_models(save, session, metrics, skipped, device)
     write_record(run_dir, cfg, metrics, declarations(metrics, specs), env, files)
     print_summary(run_dir, metrics, env["tested_checkpoint"])
     publish_run(session.loggers, run_dir, metrics)
     return metrics
+
+
+def tryout(module) -> dict[str, dict[str, str]]:
+    """``{"partial_evaluation": {split: "n of N"}}`` for a run that evaluated part of a split (``debug=...``,
+    ``trainer.limit_val_batches``/``limit_test_batches``), else nothing."""
+    partial = module.partial_evaluation()
+    return {"partial_evaluation": partial} if partial else {}
 
 
 def models_to_save(record_cfg: DictConfig, trained: torch.nn.Module, plain: torch.nn.Module) -> dict[str, torch.nn.Module]:

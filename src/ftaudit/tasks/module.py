@@ -45,6 +45,8 @@ class TaskModule(L.LightningModule):
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
         self.test_scores: dict[str, float] = {}
         self._eval_outputs: list[tuple[torch.Tensor, ...]] = []  # what ``_eval_step`` kept of each batch
+        # split -> (examples scored, examples in the split); a try-out (debug=..., limit_*_batches) scores a part
+        self.evaluated: dict[str, tuple[int, int]] = {}
 
     def on_fit_start(self) -> None:
         # from_pretrained returns the model in eval mode, and Lightning keeps each module's mode as it finds it:
@@ -53,8 +55,10 @@ class TaskModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # The batches of epoch e are shuffled from seed + e, told before its first batch is drawn: a resumed run
-        # (whose sampler is new) goes on with the order the original would have had.
-        self.trainer.train_dataloader.batch_sampler.set_epoch(self.current_epoch)
+        # (whose sampler is new) goes on with the order the original would have had. Overfitting a few batches
+        # (trainer.overfit_batches) takes the same ones every epoch: the first epoch's order.
+        epoch = 0 if self.trainer.overfit_batches else self.current_epoch
+        self.trainer.train_dataloader.batch_sampler.set_epoch(epoch)
 
     def forward(self, batch: dict[str, torch.Tensor]):
         return self.model(**{key: batch[key] for key in self.model_inputs if key in batch})
@@ -73,8 +77,14 @@ class TaskModule(L.LightningModule):
         raise NotImplementedError
 
     def _scores(self, split: str, outputs: list[tuple[torch.Tensor, ...]]) -> tuple[dict[str, float], object]:
-        """The scores of ``split`` from the outputs ``_eval_step`` kept of all its batches, and the predictions."""
+        """The scores of the examples of ``split`` whose outputs ``_eval_step`` kept (all of them, but in a try-out),
+        and the predictions; sets ``evaluated[split]``."""
         raise NotImplementedError
+
+    def partial_evaluation(self) -> dict[str, str]:
+        """The splits whose last evaluation scored only part of them, e.g. ``{"test": "4 of 80"}`` (sentences for
+        NER, examples for classification): such scores are not the split's, and the run records no metrics."""
+        return {split: f"{scored} of {total}" for split, (scored, total) in self.evaluated.items() if scored < total}
 
     def _take_outputs(self) -> list[tuple[torch.Tensor, ...]]:
         """The kept outputs of the split just evaluated by the Trainer, of every process: under DDP each process

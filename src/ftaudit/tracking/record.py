@@ -83,15 +83,18 @@ def environment(seed: int, device: str) -> dict:
             "git_commit": git_commit(), "seed": seed, "device": device, "command": [sys.executable, *sys.argv]}
 
 
-def write_record(run_dir: Path, cfg, metrics: dict[str, float], declarations: dict[str, dict], env: dict,
+def write_record(run_dir: Path, cfg, metrics: dict[str, float] | None, declarations: dict[str, dict], env: dict,
                  files: dict[str, str]) -> None:
     """Config, environment, the metrics' declarations and extra files first; ``metrics.json`` last, so its presence
-    means success: a write that fails (e.g. a full disk) leaves no ``metrics.json``."""
+    means success: a write that fails (e.g. a full disk) leaves no ``metrics.json``. ``metrics`` None: a try-out,
+    whose record is its config and environment only."""
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         raise FileExistsError(f"{metrics_path} exists: run directories are never overwritten")
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "env.json", env)
+    if metrics is None:
+        return
     atomic_write_json(run_dir / "metrics_info.json", declarations)
     for relative, text in files.items():
         atomic_write_text(run_dir / relative, text)

@@ -36,16 +36,14 @@ class EncodedSplit:
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
 
-    def decode(self, example_index: list[int], predictions: list[list[str]]) -> list[list[str]]:
-        """Re-join window predictions (one tag per word) into one tag sequence per sentence."""
+    def decode(self, example_index: list[int], predictions: list[list[str]]) -> list[list[str | None]]:
+        """Re-join window predictions (one tag per word) into one tag sequence per sentence; None for the words of
+        windows not evaluated (a try-out)."""
         tags: list[list[str | None]] = [[None] * len(s.tokens) for s in self.sentences]
         for example, predicted in zip(example_index, predictions):
             offset = self.word_offset[example]
             tags[self.sentence_index[example]][offset : offset + len(predicted)] = predicted
-        missing = sum(tag is None for sentence in tags for tag in sentence)
-        if missing:
-            raise RuntimeError(f"{missing} words got no prediction: every example must be evaluated exactly once")
-        return tags  # type: ignore[return-value]
+        return tags
 
 
 def special_token_frame(tokenizer) -> tuple[list[int], list[int]]:

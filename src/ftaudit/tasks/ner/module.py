@@ -34,6 +34,8 @@ class NERTagger(TaskModule):
             start += count
         encoded = self.data.splits[split]
         tags = encoded.decode(example_index, per_example)
-        scores = entity_scores([s.tags for s in encoded.sentences], tags)
+        scored = [index for index, sentence in enumerate(tags) if None not in sentence]  # every window evaluated
+        self.evaluated[split] = (len(scored), len(tags))
+        scores = entity_scores([encoded.sentences[i].tags for i in scored], [tags[i] for i in scored])
         scores["ece"] = expected_calibration_error(confidence, [p == g for p, g in zip(predicted, gold)])
         return scores, tags
