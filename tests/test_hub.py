@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,8 +12,11 @@ from ftaudit import hub
 from ftaudit.errors import DataError
 from ftaudit.hub import HubUnavailable, hub_splits
 from ftaudit.probes.cache import file_sha256
-from ftaudit.run import data_file_hashes
+from ftaudit.run import data_file_hashes, train
+from tests.conftest import TINY_RUN, compose_config
 from tests.hub_layout import write_hub_dataset
+from tests.probes.test_degradation import write_stsb_hub
+from tests.tasks.ner.test_conll import fixture_sentences, write_conll_hub
 
 ROWS = {"text": ["one", "two"]}
 
@@ -67,7 +71,27 @@ def test_an_unreachable_hub_is_asked_once_per_process(monkeypatch, hub_cache):
 
     monkeypatch.setattr(datasets, "load_dataset_builder", offline)
     monkeypatch.setattr(hub, "_unreachable", [])
-    for hub_id in ("someone/stsb", "someone/wikitext"):
-        with pytest.raises(HubUnavailable, match="ConnectionError: Couldn't reach 'someone/stsb'"):
-            hub_splits(hub_id, None, ["test"])
+    with pytest.raises(HubUnavailable, match="^ConnectionError: Couldn't reach 'someone/stsb'"):
+        hub_splits("someone/stsb", None, ["test"])
+    with pytest.raises(HubUnavailable, match="^not asked, the hub was out of reach just before: ConnectionError: "
+                                             "Couldn't reach 'someone/stsb'"):
+        hub_splits("someone/wikitext", None, ["test"])
     assert calls == ["someone/stsb"]
+
+
+def test_a_run_given_no_data_reads_the_hub_and_records_each_split(tmp_path, hub_cache, monkeypatch):
+    for variable in ("CONLL2003_DIR", "STSB_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing in <repo>/data either
+    conll = write_conll_hub(tmp_path / "conll-hub", fixture_sentences())
+    stsb = write_stsb_hub(tmp_path / "stsb-hub")
+    run_dir = tmp_path / "run"
+    train(compose_config(*[o for o in TINY_RUN if not o.startswith("data.dir=")], "trainer.max_epochs=1",
+                         f"data.hub_id={conll}", "probes.degradation=[stsb]", "probes.fairness.enabled=false",
+                         "probes.degradation_settings.stsb.dir=null", f"probes.degradation_settings.stsb.hub_id={stsb}"),
+          run_dir)
+    recorded = json.loads((run_dir / "env.json").read_text())["data_files"]
+    assert [(entry["hub_id"], entry["split"]) for entry in recorded] == [
+        (str(conll), "train"), (str(conll), "validation"), (str(conll), "test"), (str(stsb), "test")]
+    assert all(entry["revision"] and entry["fingerprint"] and entry["files"] for entry in recorded)
+    assert "degradation/stsb/drop" in json.loads((run_dir / "metrics.json").read_text())

@@ -65,7 +65,7 @@ def load_hub(hub_id: str, config: str | None = None) -> tuple[object, str]:
     if key in _loaded:
         return _loaded[key]
     if _unreachable and not Path(hub_id).is_absolute():
-        raise HubUnavailable(_unreachable[0])
+        raise HubUnavailable(f"not asked, the hub was out of reach just before: {_unreachable[0]}")
     import datasets  # imported here: a run on local files does not pay for importing it
 
     datasets.disable_progress_bars()
