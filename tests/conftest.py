@@ -39,6 +39,15 @@ def private_cache(tmp_path_factory):
         os.environ["FTAUDIT_CACHE_DIR"] = previous
 
 
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """`datasets`' cache of what it loads (hub copies, here local folders in the hub's layout), private to the test."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+    return tmp_path / "hf-datasets"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def every_metrics_file_is_strict_json(tmp_path_factory):
     """After the whole suite: each metrics.json any test wrote parses as strict JSON (no NaN or Infinity literals)."""

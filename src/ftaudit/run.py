@@ -24,6 +24,7 @@ from ftaudit.config import FTAUDIT_TRAINER_KEYS, AuditSettings, RunSettings, che
 from ftaudit.errors import ConfigError, Interrupted
 from ftaudit.hardware import (attention_implementation, check_worker_launch, compile_model, configure_hardware,
                               inference_autocast, is_main_process, peak_tflops, process_count)
+from ftaudit.hub import HubSplit
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations
 from ftaudit.models.finetuned import load_finetuned
@@ -340,9 +341,11 @@ class interruptible:
 
 
 def data_file_hashes(datamodule, probes: list[Probe]) -> list[dict]:
-    """Every data file the run read, resolved, with its SHA-256."""
-    paths = dict.fromkeys(Path(p).resolve() for p in [*datamodule.data_files, *(f for p in probes for f in p.data_files)])
-    return [{"path": str(path), "sha256": file_sha256(path)} for path in paths]
+    """Every data file the run read, resolved, with its SHA-256; a hub split as its id, revision and fingerprint."""
+    sources = dict.fromkeys(source if isinstance(source, HubSplit) else Path(source).resolve()
+                            for source in [*datamodule.data_files, *(f for p in probes for f in p.data_files)])
+    return [source.record() if isinstance(source, HubSplit) else {"path": str(source), "sha256": file_sha256(source)}
+            for source in sources]
 
 
 def print_summary(run_dir: Path, metrics: dict[str, float], tested: str) -> None:

@@ -14,6 +14,7 @@ from ftaudit.probes.base import ProbeContext, run_probes
 from ftaudit.probes.degradation import build_degradation_probes, comparison
 from ftaudit.run import train
 from tests.conftest import TINY_RUN, compose_config
+from tests.hub_layout import write_hub_dataset
 
 # Tab-separated like the real STS-B, with its traps: an unbalanced quote and a row with two license fields.
 STSB_ROWS = [
@@ -48,6 +49,19 @@ def write_wikitext(directory: Path, paragraphs: int = 12) -> Path:
                   f"Players control a squad of soldiers during the war number {index} . ", " ", " = = Reception = = ", " "]
     (directory / "wiki.test.raw").write_text("\n".join(lines) + "\n")
     return directory
+
+
+def write_stsb_hub(folder: Path, split: str = "test") -> Path:
+    """STS-B as sentence-transformers/stsb holds it: sentence1, sentence2 and the score divided by 5."""
+    return write_hub_dataset(folder, {split: {"sentence1": [first for _, first, _ in STSB_ROWS],
+                                              "sentence2": [second for _, _, second in STSB_ROWS],
+                                              "score": [score / 5 for score, _, _ in STSB_ROWS]}})
+
+
+def write_wikitext_hub(folder: Path, paragraphs: int = 12) -> Path:
+    """WikiText-2 raw as Salesforce/wikitext holds it: config wikitext-2-raw-v1, one ``text`` row per line."""
+    lines = (write_wikitext(folder / "raw", paragraphs) / "wiki.test.raw").read_text().splitlines(keepends=True)
+    return write_hub_dataset(folder / "hub", {"test": {"text": lines}}, config="wikitext-2-raw-v1")
 
 
 def degradation_overrides(tmp_path: Path, *probes: str) -> list[str]:
@@ -107,13 +121,30 @@ def test_untrained_tiny_model_loses_nothing_and_mlm_is_skipped_with_reason(tmp_p
     assert [metrics[f"degradation/weights/{part}"] for part in ("embeddings", "layer_1", "layer_2")] == [0.0, 0.0, 0.0]
 
 
-def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypatch):
+def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypatch, hub_cache):
     monkeypatch.delenv("STSB_DIR", raising=False)
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given and nothing in the default place
-    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb"), "probes.degradation_settings.stsb.dir=null")
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given, nothing in the default place nor the hub
+    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb"), "probes.degradation_settings.stsb.dir=null",
+                         f"probes.degradation_settings.stsb.hub_id={tmp_path / 'no-hub-copy'}")
     metrics, skipped = run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
     assert "STS-B not found" in skipped["degradation/stsb"] and "STSB_DIR" in skipped["degradation/stsb"]
+    assert f"nor on the hub ({tmp_path / 'no-hub-copy'}: FileNotFoundError" in skipped["degradation/stsb"]
     assert metrics == {}
+
+
+def test_probe_data_comes_from_the_hub_when_none_was_given_and_the_default_is_empty(tmp_path, monkeypatch, hub_cache):
+    monkeypatch.delenv("STSB_DIR", raising=False)
+    monkeypatch.delenv("WIKITEXT2_DIR", raising=False)
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
+    stsb, wikitext = write_stsb_hub(tmp_path / "stsb-hub"), write_wikitext_hub(tmp_path / "wikitext-hub")
+    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb", "cka"),
+                         "probes.degradation_settings.stsb.dir=null", "probes.degradation_settings.cka.dir=null",
+                         f"probes.degradation_settings.stsb.hub_id={stsb}", f"probes.degradation_settings.cka.hub_id={wikitext}")
+    probes = build_degradation_probes(cfg)
+    assert [(probe.data_file().hub_id, probe.data_file().config) for probe in probes] == [
+        (str(stsb), None), (str(wikitext), "wikitext-2-raw-v1")]
+    metrics, skipped = run_probes(probes, tiny_context(cfg, tmp_path))
+    assert skipped == {} and metrics["degradation/stsb/drop"] == metrics["degradation/cka/drop"] == 0.0
 
 
 @pytest.mark.parametrize("given", ["config", "environment", "folder without the split's file"])

@@ -10,9 +10,10 @@ import torch
 
 from ftaudit.errors import DataError
 from ftaudit.models.loading import load_classifier, load_tokenizer
-from ftaudit.probes.stsb import mean_pooled_embeddings, read_stsb, similarity_spearman
+from ftaudit.hub import hub_splits
+from ftaudit.probes.stsb import hub_stsb_pairs, mean_pooled_embeddings, read_stsb, similarity_spearman
 from tests.conftest import compose_config
-from tests.probes.test_degradation import LABELS, STSB_ROWS, write_stsb
+from tests.probes.test_degradation import LABELS, STSB_ROWS, write_stsb, write_stsb_hub
 
 # MTEB STSBenchmark (test split), cosine Spearman of sentence-transformers/all-MiniLM-L6-v2, x 100:
 # embeddings-benchmark/results, results/sentence-transformers__all-MiniLM-L6-v2/
@@ -25,6 +26,15 @@ def test_reads_every_row_despite_unbalanced_quotes_and_license_fields(tmp_path):
     assert pairs.gold == [score for score, _, _ in STSB_ROWS]
     assert pairs.first[2] == 'The "big dog runs in the park.'
     assert pairs.second[1] == "A woman cuts an onion."  # not the license field that follows it
+
+
+def test_the_hub_copy_scored_0_to_1_gives_the_files_pairs_on_the_0_to_5_scale(tmp_path, hub_cache):
+    hub = hub_splits(str(write_stsb_hub(tmp_path / "hub")), None, ["test"])["test"]
+    pairs, local = hub_stsb_pairs(hub, 5), read_stsb(write_stsb(tmp_path / "local") / "sts-test.csv")
+    assert (pairs.first, pairs.second) == (local.first, local.second) and pairs.gold == pytest.approx(local.gold)
+    with pytest.raises(DataError, match="scores x 25 run from 0.0 to 25.0, not STS-B's 0 to 5; set "
+                                        "probes.degradation_settings.stsb.hub_score_scale"):
+        hub_stsb_pairs(hub, 25)
 
 
 def test_a_short_row_is_a_data_error_naming_file_and_line(tmp_path):

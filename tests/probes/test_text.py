@@ -8,7 +8,8 @@ from ftaudit.errors import DataError
 from ftaudit.models.loading import load_tokenizer
 from ftaudit.probes.text import text_batches, wikitext_sentences
 from tests.conftest import compose_config
-from tests.probes.test_degradation import write_wikitext
+from ftaudit.hub import hub_splits
+from tests.probes.test_degradation import write_wikitext, write_wikitext_hub
 
 
 def test_wikitext_sample_is_body_sentences_unescaped_fixed_by_seed(tmp_path):
@@ -20,6 +21,12 @@ def test_wikitext_sample_is_body_sentences_unescaped_fixed_by_seed(tmp_path):
     assert all(sentence.endswith(".") for sentence in sample)
     assert wikitext_sentences(path, count=10, seed=0) == sample
     assert wikitext_sentences(path, count=10, seed=1) != sample
+
+
+def test_the_hub_copy_one_row_per_line_gives_the_raw_files_sentences(tmp_path, hub_cache):
+    hub = hub_splits(str(write_wikitext_hub(tmp_path)), "wikitext-2-raw-v1", ["test"])["test"]
+    raw = tmp_path / "raw" / "wiki.test.raw"
+    assert wikitext_sentences(hub, count=36, seed=0) == wikitext_sentences(raw, count=36, seed=0)
 
 
 def test_too_few_sentences_is_a_data_error(tmp_path):

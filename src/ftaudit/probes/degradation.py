@@ -14,6 +14,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError, DataError
+from ftaudit.hub import HubSplit, HubUnavailable, hub_splits
 from ftaudit.metrics import MetricSpec
 from ftaudit.paths import DataNotFound, find_data
 from ftaudit.probes.base import Probe, ProbeContext
@@ -60,7 +61,8 @@ class DegradationProbe(Probe):
 
     One instance measures one ``split`` of its data: ``degradation/<name>/...`` on test, ``<name>_val`` on
     validation. A data folder the user gave must exist and hold the split's file (checked when the probe is
-    built, before training); with none given and none in the default place, the probe is skipped.
+    built, before training); with none given and none in the default place, the split is read from the hub
+    (settings ``hub_id``, ``hub_config``), and when that fails too, the probe is skipped.
     """
 
     kind = "degradation"
@@ -76,20 +78,30 @@ class DegradationProbe(Probe):
         found = self.find_data_file() if self.data else None
         self.data_files = [found] if found else []
 
-    def find_data_file(self) -> Path | None:
+    def find_data_file(self) -> Path | HubSplit | None:
         what, env_var, default = self.data
         key = f"probes.degradation_settings.{self.base_name}.dir"
         try:
             folder = find_data(what, self.settings.dir, env_var, default, key)
         except DataNotFound as err:
-            self.missing = str(err)
-            return None
+            return self.from_hub(str(err))
         path = folder / self.split_files[self.split]
         if not path.is_file():
             raise DataError(f"{what} {self.split} file {path} not found; point {key} or ${env_var} at the {what} folder")
         return path
 
-    def data_file(self) -> Path:
+    def from_hub(self, not_found: str) -> HubSplit | None:
+        """This probe's split from the hub; None (and why in ``missing``) when there is no hub id or it fails."""
+        hub_id = self.settings.get("hub_id")
+        if hub_id:
+            try:
+                return hub_splits(hub_id, self.settings.get("hub_config"), [self.split])[self.split]
+            except HubUnavailable as err:
+                not_found += f", nor on the hub ({hub_id}: {err})"
+        self.missing = not_found
+        return None
+
+    def data_file(self) -> Path | HubSplit:
         return self.data_files[0]
 
     def skip_reason(self, ctx: ProbeContext) -> str | None:
@@ -97,14 +109,22 @@ class DegradationProbe(Probe):
             log.warning("degradation probe %s skipped: %s", self.name, self.missing)
         return self.missing
 
+    def data_identity(self) -> str | None:
+        """A data file's SHA-256, or a hub split's id, revision and fingerprint."""
+        if not self.data:
+            return None
+        source = self.data_file()
+        return source.identity if isinstance(source, HubSplit) else file_sha256(source)
+
     def cached_base(self, ctx: ProbeContext, compute: Callable[[], dict], tensors: bool = False,
                     extra: dict | None = None) -> dict:
         """The base side from the cache, keyed by base identity, this probe's settings and split, its data, the
         device and precision it is measured in, and ``extra``."""
-        settings = {k: v for k, v in OmegaConf.to_container(self.settings, resolve=True).items() if k not in ("dir", "splits")}
+        where = ("dir", "splits", "hub_id", "hub_config")  # the data's identity below says what was read
+        settings = {k: v for k, v in OmegaConf.to_container(self.settings, resolve=True).items() if k not in where}
         key = {"probe": self.base_name, "split": self.split, "version": MEASURE_VERSION, "model": self.identity(ctx),
                "settings": settings, "batch_size": self.batch_size, "device": ctx.device.type,
-               "precision": ctx.precision, "data": file_sha256(self.data_file()) if self.data else None, **(extra or {})}
+               "precision": ctx.precision, "data": self.data_identity(), **(extra or {})}
         return self.cache.get_or_compute(self.name, key, compute, tensors)
 
 

@@ -12,6 +12,7 @@ import torch
 from scipy.stats import spearmanr
 
 from ftaudit.errors import DataError
+from ftaudit.hub import HubSplit
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.degradation import DegradationProbe, comparison, comparison_specs
@@ -44,6 +45,22 @@ def read_stsb(path: Path) -> SimilarityPairs:
     if len(pairs.gold) < 2:
         raise DataError(f"{path}: needs at least 2 sentence pairs, has {len(pairs.gold)}")
     return pairs
+
+
+STSB_SCALE = 5.0  # STS-B's gold scores run from 0 to 5
+
+
+def hub_stsb_pairs(split: HubSplit, score_scale: float) -> SimilarityPairs:
+    """A hub copy's ``sentence1``, ``sentence2`` and ``score`` columns, the scores multiplied by ``score_scale`` onto
+    STS-B's 0-5 scale (sentence-transformers/stsb divided them by 5; Spearman is unchanged either way)."""
+    first, second = split.column("sentence1"), split.column("sentence2")
+    gold = [score * score_scale for score in split.column("score")]
+    if not all(0 <= score <= STSB_SCALE for score in gold):
+        raise DataError(f"{split}: scores x {score_scale} run from {min(gold)} to {max(gold)}, not STS-B's 0 to 5; set "
+                        "probes.degradation_settings.stsb.hub_score_scale to what puts the copy's scores on 0-5")
+    if len(gold) < 2:
+        raise DataError(f"{split}: needs at least 2 sentence pairs, has {len(gold)}")
+    return SimilarityPairs(list(first), list(second), gold)
 
 
 @torch.inference_mode()
@@ -84,7 +101,9 @@ class StsbProbe(DegradationProbe):
         return comparison_specs(self.name, self.split)
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
-        pairs = read_stsb(self.data_file())
+        source = self.data_file()
+        pairs = (hub_stsb_pairs(source, self.settings.hub_score_scale) if isinstance(source, HubSplit)
+                 else read_stsb(source))
 
         def spearman(model) -> float:
             return similarity_spearman(model.base_model, ctx.tokenizer, pairs, self.batch_size, self.settings.max_length,

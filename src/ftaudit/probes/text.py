@@ -7,27 +7,35 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-
 from ftaudit.errors import DataError
+from ftaudit.hub import HubSplit
 
 # WikiText's raw files escape in-number punctuation as " @-@ ", " @,@ ", " @.@ ".
 WIKITEXT_ESCAPE = re.compile(r" @(.)@ ")
 SENTENCE_END = re.compile(r"(?<= [.!?]) (?=[A-Z\"'(])")
 
 
-def wikitext_sentences(path: Path, count: int, seed: int, min_words: int = 8) -> list[str]:
+def wikitext_lines(source: Path | HubSplit) -> Iterator[str]:
+    """The lines of a WikiText raw file, or the ``text`` rows of a hub copy (one row per line of that file)."""
+    if isinstance(source, HubSplit):
+        yield from source.column("text")
+        return
+    with open(source, encoding="utf-8") as stream:
+        yield from stream
+
+
+def wikitext_sentences(source: Path | HubSplit, count: int, seed: int, min_words: int = 8) -> list[str]:
     """A fixed seeded sample of ``count`` body-text sentences (headings and blank lines skipped), in file order."""
     sentences = []
-    with open(path, encoding="utf-8") as stream:
-        for line in stream:
-            line = line.strip()
-            if not line or line.startswith("="):
-                continue
-            for sentence in SENTENCE_END.split(WIKITEXT_ESCAPE.sub(r"\1", line)):
-                if len(sentence.split()) >= min_words:
-                    sentences.append(sentence)
+    for line in wikitext_lines(source):
+        line = line.strip()
+        if not line or line.startswith("="):
+            continue
+        for sentence in SENTENCE_END.split(WIKITEXT_ESCAPE.sub(r"\1", line)):
+            if len(sentence.split()) >= min_words:
+                sentences.append(sentence)
     if len(sentences) < count:
-        raise DataError(f"{path} has {len(sentences)} sentences of >= {min_words} words; the probe needs {count} "
+        raise DataError(f"{source} has {len(sentences)} sentences of >= {min_words} words; the probe needs {count} "
                         "(lower the probe's `sentences` setting or point it at WikiText-2)")
     chosen = sorted(random.Random(seed).sample(range(len(sentences)), count))
     return [sentences[i] for i in chosen]

@@ -75,6 +75,16 @@ def test_phrasebank_location_rules(tokenizer, tmp_path, monkeypatch):
         datamodule(tokenizer)
 
 
+def test_phrasebank_not_found_says_where_to_get_it_and_its_licence_in_one_line(tokenizer, tmp_path, monkeypatch):
+    monkeypatch.delenv("PHRASEBANK_DIR")
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
+    with pytest.raises(DataError) as err:
+        datamodule(tokenizer)
+    message = str(err.value)
+    assert "no hub copy that current `datasets` loads" in message and "FinancialPhraseBank-v1.0.zip" in message
+    assert "CC BY-NC-SA 3.0: non-commercial use only" in message and "\n" not in message
+
+
 def test_text_csv_one_file_per_split_with_pairs_and_ids(tokenizer):
     module = datamodule(tokenizer, "data=text_csv", f"data.dir={FIXTURE_TEXT_CSV}", "data.text_column=sentence",
                         "data.text_pair_column=source", "data.label_column=sentiment", "data.id_column=doc")

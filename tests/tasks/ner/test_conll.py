@@ -1,11 +1,15 @@
+import re
 from pathlib import Path
 
+import datasets
 import pytest
 from omegaconf import OmegaConf
 
 from ftaudit.errors import ConfigError, DataError
-from ftaudit.tasks.ner.conll import Sentence, iob1_to_iob2, load_conll_splits, load_split, read_conll, to_iob2
-from tests.conftest import FIXTURE_CONLL as FIXTURE
+from ftaudit.tasks.ner.conll import (CONLL2003_TAGS, Sentence, iob1_to_iob2, load_conll_splits, load_split, read_conll,
+                                     to_iob2)
+from tests.conftest import FIXTURE_CONLL as FIXTURE, compose_config
+from tests.hub_layout import write_hub_dataset
 
 
 def write(path: Path, text: str) -> Path:
@@ -103,3 +107,79 @@ def test_nothing_given_and_nothing_found_says_where_to_put_the_data(tmp_path, mo
     assert "CoNLL data not found in" in message and "no/such/dir" in message and "set data.dir=PATH" in message
 
 
+
+
+def write_conll_hub(folder: Path, splits: dict[str, list[Sentence]], names: list[str] = CONLL2003_TAGS,
+                    tags_field: str = "ner_tags") -> Path:
+    """CoNLL-2003 as its hub copies hold it: tokens, and ner_tags as ids of a ClassLabel named ``names``."""
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  tags_field: datasets.Sequence(datasets.ClassLabel(names=names))})
+    columns = {split: {"tokens": [s.tokens for s in sentences], tags_field: [[names.index(t) for t in s.tags]
+                                                                             for s in sentences]}
+               for split, sentences in splits.items()}
+    return write_hub_dataset(folder, columns, features)
+
+
+def fixture_sentences() -> dict[str, list[Sentence]]:
+    files = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
+    return {split: load_split(FIXTURE / name, "auto")[0] for split, name in files.items()}
+
+
+def hub_settings(tmp_path, hub_id) -> OmegaConf:
+    cfg = compose_config(f"data.hub_id={hub_id}").data
+    cfg.default_dir = str(tmp_path / "empty")  # nothing in the default place
+    return cfg
+
+
+def test_the_hub_copy_gives_the_same_sentences_as_the_column_files(tmp_path, hub_cache, monkeypatch):
+    """Tags are read by their ClassLabel names; the hub's IOB2 meets the column files' IOB1 once converted."""
+    monkeypatch.delenv("CONLL2003_DIR", raising=False)
+    local = fixture_sentences()
+    docstart = Sentence(["-DOCSTART-"], ["O"])  # some copies keep the document separators as rows
+    folder = write_conll_hub(tmp_path / "hub", {split: [docstart, *s] for split, s in local.items()})
+    splits, files = load_conll_splits(hub_settings(tmp_path, folder))
+    assert splits == local
+    assert [(f.hub_id, f.split) for f in files] == [(str(folder), split) for split in ("train", "validation", "test")]
+
+    iob1 = write(tmp_path / "iob1.txt", "EU I-ORG\nrejects O\nGerman I-MISC\ncall O\n")
+    iob2 = [Sentence(["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"])]
+    hub = write_conll_hub(tmp_path / "iob2", dict.fromkeys(("train", "validation", "test"), iob2))
+    assert load_conll_splits(hub_settings(tmp_path, hub))[0]["test"] == load_split(iob1, "auto")[0] == iob2
+
+
+@pytest.mark.parametrize("names", [
+    ["O", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],  # shuffled: ids would mean others
+    ["O", "B-PERSON", "I-PERSON", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
+])
+def test_a_hub_copy_whose_tag_names_are_not_conll2003s_is_refused(tmp_path, hub_cache, monkeypatch, names):
+    monkeypatch.delenv("CONLL2003_DIR", raising=False)
+    sentences = [Sentence(["EU", "rejects"], ["B-ORG", "O"])]
+    folder = write_conll_hub(tmp_path / "hub", dict.fromkeys(("train", "validation", "test"), sentences), names)
+    with pytest.raises(DataError) as err:
+        load_conll_splits(hub_settings(tmp_path, folder))
+    message = str(err.value)
+    assert "ner_tags names" in message and "are not CoNLL-2003's" in message and "\n" not in message
+
+
+def test_a_hub_copy_without_tokens_and_ner_tags_is_refused(tmp_path, hub_cache, monkeypatch):
+    monkeypatch.delenv("CONLL2003_DIR", raising=False)
+    sentences = [Sentence(["EU", "rejects"], ["B-ORG", "O"])]
+    folder = write_conll_hub(tmp_path / "hub", dict.fromkeys(("train", "validation", "test"), sentences),
+                             tags_field="tags")
+    with pytest.raises(DataError, match="train split: no field 'ner_tags' \\(it has tokens, tags\\)"):
+        load_conll_splits(hub_settings(tmp_path, folder))
+
+
+def test_the_hub_is_read_only_when_no_folder_was_given_and_the_default_is_empty(tmp_path, hub_cache, monkeypatch):
+    folder = write_conll_hub(tmp_path / "hub", {split: [Sentence(["Hub"], ["B-ORG"])]
+                                                for split in ("train", "validation", "test")})
+    monkeypatch.setenv("CONLL2003_DIR", str(FIXTURE))
+    splits, files = load_conll_splits(hub_settings(tmp_path, folder))
+    assert splits == fixture_sentences() and files == [FIXTURE / name for name in ("train.txt", "valid.txt", "test.txt")]
+    monkeypatch.delenv("CONLL2003_DIR")
+    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # the run's own config: <repo>/data/conll2003 is empty
+    splits, files = load_conll_splits(compose_config(f"data.hub_id={folder}").data)
+    assert splits["test"] == [Sentence(["Hub"], ["B-ORG"])] and files[0].hub_id == str(folder)
+    with pytest.raises(DataError, match=re.escape(f"CoNLL data not found in {tmp_path}/data/conll2003 nor on the hub "
+                                                  f"({tmp_path}/gone: FileNotFoundError: Couldn't find any data file")):
+        load_conll_splits(compose_config(f"data.hub_id={tmp_path / 'gone'}").data)

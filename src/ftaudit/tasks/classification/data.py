@@ -24,6 +24,10 @@ from ftaudit.tasks.data import SPLIT_NAMES, SplitDataModule
 
 log = logging.getLogger(__name__)
 
+# The authors' release (Malo et al. 2014), as the takala/financial_phrasebank hub repo keeps it: its loading
+# script is refused by current `datasets`, the zip is not.
+PHRASEBANK_ZIP = "https://huggingface.co/datasets/takala/financial_phrasebank/resolve/main/data/FinancialPhraseBank-v1.0.zip"
+
 
 @dataclass
 class EncodedSentences:
@@ -125,7 +129,9 @@ class PhraseBankDataModule(SentenceDataModule):
         path = directory / self.cfg.file
         if not path.is_file():
             where = f"{given_by}={directory}" if given_by else f"{directory} (set data.dir=PATH or ${self.cfg.env_var})"
-            raise DataError(f"Financial PhraseBank not found: no {self.cfg.file} in {where}")
+            raise DataError(f"Financial PhraseBank not found: no {self.cfg.file} in {where}; it has no hub copy that "
+                            f"current `datasets` loads: put the Sentences_*.txt files of {PHRASEBANK_ZIP} there (licence "
+                            "CC BY-NC-SA 3.0: non-commercial use only)")
         examples, encoding = read_phrasebank(path, self.cfg.encoding)
         self.data_files = [path.resolve()]
         splits, split = self.split_one_file(examples, path)

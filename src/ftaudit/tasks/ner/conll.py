@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftaudit.errors import ConfigError, DataError
+from ftaudit.hub import HubSplit, HubUnavailable, hub_splits
 from ftaudit.paths import data_location
 
 log = logging.getLogger(__name__)
@@ -112,23 +113,34 @@ def load_split(path: Path, scheme: str) -> tuple[list[Sentence], str]:
     return to_iob2(sentences, scheme, path)
 
 
-def load_from_hub(hub_id: str) -> dict[str, list[Sentence]]:
-    """CoNLL-2003 from the Hugging Face hub (needs ``datasets`` and a network)."""
-    import datasets  # optional dependency: pip install -e '.[hub]'
-
-    dataset = datasets.load_dataset(hub_id)
-    names = dataset["train"].features["ner_tags"].feature.names
-    return {
-        split: [Sentence(list(row["tokens"]), [names[i] for i in row["ner_tags"]]) for row in dataset[split]]
-        for split in ("train", "validation", "test")
-    }
+# CoNLL-2003's NER tags in the id order of its release on the hub: a copy whose names differ, in set or order,
+# cannot be trusted to map its ids to the right tags (a wrong mapping silently corrupts every score).
+CONLL2003_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 
-def load_conll_splits(cfg) -> tuple[dict[str, list[Sentence]], list[Path]]:
-    """The train/validation/test sentences in IOB2, and the files they came from.
+def hub_sentences(split: HubSplit, scheme: str) -> list[Sentence]:
+    """A hub split's ``tokens`` and ``ner_tags`` (ids named by the split's ``ClassLabel``) as IOB2 sentences;
+    ``-DOCSTART-`` rows are skipped, as in the column files."""
+    features = split.rows.features
+    missing = [name for name in ("tokens", "ner_tags") if name not in features]
+    if missing:
+        raise DataError(f"{split}: no field {', '.join(map(repr, missing))} (it has {', '.join(features)}); "
+                        "point data.hub_id at a CoNLL-2003 copy with tokens and ner_tags, or set data.dir")
+    names = getattr(getattr(features["ner_tags"], "feature", None), "names", None)
+    if names != CONLL2003_TAGS:
+        raise DataError(f"{split}: ner_tags names {names} are not CoNLL-2003's {CONLL2003_TAGS} in that order, so its "
+                        "ids cannot be read as tags; point data.hub_id at another copy, or set data.dir")
+    sentences = [Sentence(list(tokens), [names[i] for i in tags])
+                 for tokens, tags in zip(split.column("tokens"), split.column("ner_tags"))
+                 if tokens and list(tokens) != ["-DOCSTART-"]]
+    return to_iob2(sentences, scheme, split)[0]
+
+
+def load_conll_splits(cfg) -> tuple[dict[str, list[Sentence]], list[Path | HubSplit]]:
+    """The train/validation/test sentences in IOB2, and the files (or hub splits) they came from.
 
     ``data.dir`` (else ``$<env_var>``), when given, is the only place read; with neither, the repo's data folder,
-    then the hub.
+    then the hub (``data.hub_id``).
     """
     directory, given_by = data_location(cfg.dir, cfg.env_var, cfg.default_dir, "data.dir")
     if directory.is_dir():
@@ -144,9 +156,10 @@ def load_conll_splits(cfg) -> tuple[dict[str, list[Sentence]], list[Path]]:
     hub_error = "no hub id configured"
     if cfg.hub_id:
         try:
-            return load_from_hub(cfg.hub_id), []
-        except Exception as err:  # offline, datasets missing, hub error: all mean "not there"
-            hub_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            found = hub_splits(cfg.hub_id, None, list(cfg.files))
+            return {name: hub_sentences(split, cfg.tag_scheme) for name, split in found.items()}, list(found.values())
+        except HubUnavailable as err:
+            hub_error = str(err)
     raise DataError(
         f"CoNLL data not found in {directory} nor on the hub ({cfg.hub_id}: {hub_error}); "
         f"set data.dir=PATH or ${cfg.env_var} to a folder holding {', '.join(cfg.files.values())}"
