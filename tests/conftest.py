@@ -8,11 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+# The tests never reach the hub (its code paths read local folders in the hub's layout): offline mode, set before
+# huggingface_hub and datasets read it, spares a machine without a network their retries; subprocess runs inherit it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ftaudit.config import CONFIG_DIR
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from ftaudit.config import CONFIG_DIR  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_CONLL = REPO / "tests" / "fixtures" / "conll_tiny"
