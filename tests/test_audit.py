@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -68,6 +69,11 @@ def test_the_audit_of_a_saved_run_reproduces_its_scores_and_degradation(trained,
                         *probe_overrides(probe_data, tmp_path / "fresh-cache", "stsb", "mlm", "cka", "weights"),
                         cwd=tmp_path, script="audit.py")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "%|" not in result.stderr  # trainer.progress_bar=false: no bar, neither Lightning's nor the probes'
+    logged = (audit_dir / "audit.log").read_text()
+    for name in ("loading the audited model and its base", "validation and test", "probe degradation/stsb",
+                 "probe degradation/mlm", "probe fairness/names"):
+        assert len(re.findall(rf"\] {re.escape(name)}: \d+\.\d s\n", logged)) == 1, logged
     audited = json.loads((audit_dir / "metrics.json").read_text())
     assert compared(audited) == compared(metrics)
     assert {"degradation/mlm/drop", "degradation/stsb/drop", "degradation/cka/drop", "fairness/names/recall_gap"} <= audited.keys()

@@ -32,6 +32,7 @@ from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.models.saving import save_pretrained
 from ftaudit.probes.base import Probe, ProbeContext, build_probes, probe_metric_specs, run_probes
 from ftaudit.probes.cache import file_sha256
+from ftaudit.progress import stage
 from ftaudit.quiet import quiet_libraries
 from ftaudit.resources import ResourceMeter
 from ftaudit.resources.meter import RESOURCE_SPECS
@@ -156,7 +157,8 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     task, datamodule = session.task, session.datamodule
     specs = metric_specs(task, session.probes)
 
-    finetuned = load_finetuned(cfg.model, cfg.base, task.head)
+    with stage("loading the audited model and its base"):
+        finetuned = load_finetuned(cfg.model, cfg.base, task.head)
     datamodule.adopt_label_order(finetuned.labels, finetuned.source)  # the model is scored in its own label ids
     module = task.module(finetuned.model, None, datamodule)  # no optimiser: it does not train
     log.info("audit of %s (%s) against its base %s (named by %s): %d labels", finetuned.source, finetuned.form,
@@ -164,7 +166,7 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     trainer = build_trainer(cfg.trainer, session.hardware, [session.meter, *tracking_callbacks(cfg, session.loggers)],
                             session.loggers, run_dir)
     session.meter.stop("setup")
-    with interruptible(trainer, run_dir):
+    with interruptible(trainer, run_dir), stage("validation and test"):
         trainer.validate(module, datamodule=datamodule, verbose=False)
         val = float(trainer.callback_metrics[task.monitor])  # the test pass below clears callback_metrics
         trainer.test(module, datamodule=datamodule, verbose=False)

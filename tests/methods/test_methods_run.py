@@ -1,12 +1,14 @@
 """Each method through the real run (``ftaudit.run.train``) on the tiny model: what it records and what the probes see."""
 
 import functools
+import re
 
 import lightning as L
 import pytest
 import torch
 from peft import PeftModel
 
+import ftaudit.progress
 import ftaudit.run
 from ftaudit.run import train
 from tests.conftest import TINY_RUN, compose_config
@@ -24,7 +26,7 @@ class Spy(L.Callback):
 
 class Run:
     def __init__(self, method: str, *overrides: str, run_dir):
-        self.spy, self.probe_contexts = Spy(), []
+        self.spy, self.probe_contexts, self.stage_lines = Spy(), [], []
         real_run_probes = ftaudit.run.run_probes
 
         def capture(probes, ctx):
@@ -36,6 +38,7 @@ class Run:
                              f"method={method}", *overrides)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(ftaudit.run, "run_probes", capture)
+            patch.setattr(ftaudit.progress.log, "info", lambda message, *args: self.stage_lines.append(message % args))
             self.metrics = train(cfg, run_dir, callbacks=[self.spy])
         self.run_dir = run_dir
         (self.ctx,) = self.probe_contexts  # the run's own probe pass (WiSE-FT's are not routed through run.py)
@@ -115,4 +118,7 @@ def test_wise_records_the_curve_from_the_base_to_the_fine_tuned_encoder(run):
     assert metrics["wise/0.5/degradation/weights/drop"] == pytest.approx(0.5 * metrics["degradation/weights/drop"], rel=1e-4)
     assert metrics["wise/1/task/test_f1"] == pytest.approx(metrics["task/test_f1"])  # same weights, same predictions
     assert (result.run_dir / "wise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    timed = [re.sub(r": \d+\.\d s$", "", line) for line in result.stage_lines if line.startswith("WiSE-FT")]
+    assert timed == [line for alpha in ALPHAS for line in (f"WiSE-FT / alpha {alpha} / probe degradation/weights",
+                                                            f"WiSE-FT / alpha {alpha}")] + ["WiSE-FT"]
     assert not list(result.run_dir.rglob("*.tmp"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,22 @@ def test_untrained_tiny_model_loses_nothing_and_mlm_is_skipped_with_reason(tmp_p
     assert -100 <= metrics["degradation/stsb/base"] <= 100
     assert [metrics[f"degradation/cka/{layer}"] for layer in ("embeddings", "layer_1", "layer_2")] == [1.0, 1.0, 1.0]
     assert [metrics[f"degradation/weights/{part}"] for part in ("embeddings", "layer_1", "layer_2")] == [0.0, 0.0, 0.0]
+
+
+def test_each_probe_is_one_timed_log_line_and_its_batches_a_bar_unless_turned_off(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="ftaudit.progress")
+    for shown in (True, False):
+        cfg = compose_config("model=tiny", f"trainer.progress_bar={str(shown).lower()}",
+                             *degradation_overrides(tmp_path / str(shown), "stsb", "mlm", "cka"))
+        run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
+        bars = capsys.readouterr().err
+        assert [bar in bars for bar in ("stsb base:", "stsb fine-tuned:", "cka base:", "cka fine-tuned:")] == [shown] * 4
+        assert "%|" in bars if shown else bars == ""
+        lines = [re.sub(r"\d+\.\d s", "N s", line) for line in caplog.messages]
+        assert lines[:2] == ["probe degradation/stsb: N s", "probe degradation/mlm: N s (skipped: random-init base model "
+                             "(model.random_init): there is no pretrained masked-LM head)"]
+        assert lines[2:] == ["probe degradation/cka: N s"]
+        caplog.clear()
 
 
 def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypatch, hub_cache):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from ftaudit.methods.base import FineTuningMethod
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext, run_probes
 from ftaudit.probes.degradation import build_degradation_probes
+from ftaudit.progress import stage
 from ftaudit.tracking.record import atomic_save_figure
 
 PLOT_FILE = "wise.png"
@@ -64,17 +64,18 @@ class WiSEFT(FineTuningMethod):
                 MetricSpec("wise/seconds", None, "min")]
 
     def evaluate(self, ctx: ProbeContext) -> dict[str, float]:
-        started = time.perf_counter()
-        probes = build_degradation_probes(ctx.cfg)
-        metrics = {}
-        for alpha in self.alphas:
-            mixed = interpolate(ctx.model, ctx.base_state, alpha)
-            prefix = f"wise/{alpha_label(alpha)}/"
-            metrics.update({prefix + key: value for key, value in self.task_scores(mixed, ctx).items()})
-            probe_metrics, _ = run_probes(probes, dataclasses.replace(ctx, model=mixed))
-            metrics.update({prefix + key: value for key, value in probe_metrics.items()})
-            del mixed
-        metrics["wise/seconds"] = time.perf_counter() - started
+        with stage("WiSE-FT") as timed:
+            probes = build_degradation_probes(ctx.cfg)
+            metrics = {}
+            for alpha in ctx.progress("WiSE-FT")(self.alphas):
+                with stage(f"alpha {alpha_label(alpha)}"):
+                    mixed = interpolate(ctx.model, ctx.base_state, alpha)
+                    prefix = f"wise/{alpha_label(alpha)}/"
+                    metrics.update({prefix + key: value for key, value in self.task_scores(mixed, ctx).items()})
+                    probe_metrics, _ = run_probes(probes, dataclasses.replace(ctx, model=mixed))
+                    metrics.update({prefix + key: value for key, value in probe_metrics.items()})
+                    del mixed
+        metrics["wise/seconds"] = timed.seconds
         plot_curve(self.alphas, metrics, ctx.run_dir / PLOT_FILE)
         return metrics
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import math
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, TypeVar
 
 import torch
 from omegaconf import DictConfig
 
 from ftaudit.metrics import MetricSpec
+from ftaudit.progress import progress, stage
 
-log = logging.getLogger(__name__)
+Item = TypeVar("Item")
 
 
 @dataclass
@@ -43,6 +42,11 @@ class ProbeContext:
         base.load_state_dict(self.base_state)
         return base.eval()
 
+    def progress(self, description: str) -> Callable[[Iterable[Item]], Iterable[Item]]:
+        """What puts a loop (e.g. over batches) behind a progress bar titled ``description``, unless the run turned
+        bars off (``trainer.progress_bar=false``)."""
+        return lambda iterable: progress(iterable, description, self.cfg.trainer.progress_bar)
+
 
 class Probe(ABC):
     kind: str  # the key prefix: "degradation", "fairness", ...
@@ -64,26 +68,27 @@ class Probe(ABC):
 
 
 def run_probes(probes: list[Probe], ctx: ProbeContext) -> tuple[dict[str, float], dict[str, str]]:
-    """All probes' metrics plus each one's wall time; skipped probes and their reasons on the side.
+    """All probes' metrics plus each one's wall time (logged, a line each); skipped probes and why on the side.
 
     A probe that cannot produce a finite number for every key is skipped with that reason: a NaN is never recorded.
     """
     metrics, skipped = {}, {}
     for probe in probes:
         key = f"{probe.kind}/{probe.name}"
-        started = time.perf_counter()  # deciding whether it applies may load things (e.g. an MLM head): part of the cost
-        reason = probe.skip_reason(ctx)
-        if not reason:
-            with torch.inference_mode():
-                measured = probe.measure(ctx)
-            non_finite = sorted(name for name, value in measured.items() if not math.isfinite(value))
-            reason = f"non-finite values for {', '.join(non_finite)}" if non_finite else None
+        # Deciding whether it applies may load things (e.g. an MLM head): part of its time.
+        with stage(f"probe {key}") as timed:
+            reason = probe.skip_reason(ctx)
+            if not reason:
+                with torch.inference_mode():
+                    measured = probe.measure(ctx)
+                non_finite = sorted(name for name, value in measured.items() if not math.isfinite(value))
+                reason = f"non-finite values for {', '.join(non_finite)}" if non_finite else None
+            timed.outcome = f"skipped: {reason}" if reason else None
         if reason:
             skipped[key] = reason
-            log.info("probe %s skipped: %s", key, reason)
             continue
         metrics.update(measured)
-        metrics[f"resource/probe_seconds/{key}"] = time.perf_counter() - started
+        metrics[f"resource/probe_seconds/{key}"] = timed.seconds
     return metrics, skipped
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -21,11 +21,13 @@ def layer_names(hidden_state_count: int) -> list[str]:
 
 @torch.inference_mode()
 def token_states(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int,
-                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, torch.Tensor]:
-    """Each layer's hidden states of every non-pad token, as one (tokens, hidden) matrix per layer, in a fixed order."""
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 progress_bar: Callable[[Iterable], Iterable] = iter) -> dict[str, torch.Tensor]:
+    """Each layer's hidden states of every non-pad token, as one (tokens, hidden) matrix per layer, in a fixed order;
+    the batches behind ``progress_bar`` (``text_batches``)."""
     device = next(encoder.parameters()).device
     per_layer: list[list[torch.Tensor]] = []
-    for _, batch in text_batches(tokenizer, texts, batch_size, max_length):
+    for _, batch in text_batches(tokenizer, texts, batch_size, max_length, progress_bar):
         batch = {key: value.to(device) for key, value in batch.items()}
         with autocast():
             hidden_states = encoder(**batch, output_hidden_states=True).hidden_states
@@ -66,12 +68,13 @@ class CKAProbe(DegradationProbe):
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         texts = wikitext_sentences(self.data_file(), self.settings.sentences, self.settings.seed)
 
-        def states(model) -> dict[str, torch.Tensor]:
+        def states(model, which: str) -> dict[str, torch.Tensor]:
             return token_states(model.base_model, ctx.tokenizer, texts, self.batch_size, self.settings.max_length,
-                                ctx.autocast)
+                                ctx.autocast, ctx.progress(f"{self.name} {which}"))
 
-        base = self.cached_base(ctx, lambda: states(ctx.base_model()), tensors=True)
-        per_layer = {name: linear_cka(base[name], finetuned) for name, finetuned in states(ctx.model).items()}
+        base = self.cached_base(ctx, lambda: states(ctx.base_model(), "base"), tensors=True)
+        finetuned_states = states(ctx.model, "fine-tuned")
+        per_layer = {name: linear_cka(base[name], finetuned) for name, finetuned in finetuned_states.items()}
         blocks = [value for name, value in per_layer.items() if name != "embeddings"]
         # The base's CKA with itself is 1 by definition; `finetuned` is the mean over the transformer blocks.
         metrics = comparison(self.name, 1.0, sum(blocks) / len(blocks))

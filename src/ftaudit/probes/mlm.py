@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -39,13 +39,14 @@ def choose_masked(candidates: torch.Tensor, ratio: float, generator: torch.Gener
 @torch.inference_mode()
 def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int, max_length: int, ratio: float,
                         seed: int, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                        ) -> dict[str, float]:
-    """Accuracy (%) of the top prediction at the masked positions, and exp(mean negative log-likelihood) there."""
+                        progress_bar: Callable[[Iterable], Iterable] = iter) -> dict[str, float]:
+    """Accuracy (%) of the top prediction at the masked positions, and exp(mean negative log-likelihood) there; the
+    batches behind ``progress_bar`` (``text_batches``)."""
     device = next(masked_lm.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     special_ids = torch.tensor(tokenizer.all_special_ids)
     correct, negative_log_likelihood, count = 0, 0.0, 0
-    for _, batch in text_batches(tokenizer, texts, batch_size, max_length):
+    for _, batch in text_batches(tokenizer, texts, batch_size, max_length, progress_bar):
         input_ids = batch["input_ids"]
         masked = choose_masked(batch["attention_mask"].bool() & ~torch.isin(input_ids, special_ids), ratio, generator)
         inputs = input_ids.masked_fill(masked, tokenizer.mask_token_id)
@@ -101,16 +102,17 @@ class MaskedLMProbe(DegradationProbe):
 
         masked_lm_encoder = self.masked_lm.base_model.state_dict().keys()
 
-        def scores(encoder_state: dict[str, torch.Tensor]) -> dict[str, float]:
+        def scores(encoder_state: dict[str, torch.Tensor], which: str) -> dict[str, float]:
             # The pretrained head on top of the given encoder (tied input/output embeddings move with it). A sentence
             # classifier's encoder also holds a pooler, which the masked LM neither has nor uses.
             self.masked_lm.base_model.load_state_dict({k: v for k, v in encoder_state.items() if k in masked_lm_encoder})
             return masked_token_scores(self.masked_lm, ctx.tokenizer, texts, self.batch_size, settings.max_length,
-                                       settings.mask_ratio, settings.seed, ctx.autocast)
+                                       settings.mask_ratio, settings.seed, ctx.autocast,
+                                       ctx.progress(f"{self.name} {which}"))
 
         base_encoder = {name[len(prefix) :]: value for name, value in ctx.base_state.items() if name.startswith(prefix)}
-        base = self.cached_base(ctx, lambda: scores(base_encoder), extra={"head_weights": self.head_identity})
-        finetuned = scores(ctx.model.base_model.state_dict())
+        base = self.cached_base(ctx, lambda: scores(base_encoder, "base"), extra={"head_weights": self.head_identity})
+        finetuned = scores(ctx.model.base_model.state_dict(), "fine-tuned")
         self.masked_lm = None  # free it: the run goes on
         metrics = comparison(self.name, base["accuracy"], finetuned["accuracy"])
         metrics.update(comparison(f"{self.name}/pseudo_perplexity", base["pseudo_perplexity"],

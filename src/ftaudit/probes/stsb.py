@@ -6,7 +6,7 @@ import contextlib
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from scipy.stats import spearmanr
@@ -65,11 +65,13 @@ def hub_stsb_pairs(split: HubSplit, score_scale: float) -> SimilarityPairs:
 
 @torch.inference_mode()
 def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int,
-                           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> torch.Tensor:
-    """One vector per text: the last hidden states averaged over its real (attention-masked) tokens."""
+                           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                           progress_bar: Callable[[Iterable], Iterable] = iter) -> torch.Tensor:
+    """One vector per text: the last hidden states averaged over its real (attention-masked) tokens; the batches
+    behind ``progress_bar`` (``text_batches``)."""
     device = next(encoder.parameters()).device
     embeddings = torch.empty(len(texts), encoder.config.hidden_size)
-    for indices, batch in text_batches(tokenizer, texts, batch_size, max_length):
+    for indices, batch in text_batches(tokenizer, texts, batch_size, max_length, progress_bar):
         batch = {key: value.to(device) for key, value in batch.items()}
         with autocast():
             hidden = encoder(**batch).last_hidden_state.float()
@@ -79,11 +81,12 @@ def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int
 
 
 def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: int, max_length: int,
-                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> float:
+                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                        progress_bar: Callable[[Iterable], Iterable] = iter) -> float:
     """Spearman x 100 between the pairs' embedding cosine similarities and their gold scores."""
     texts = list(dict.fromkeys(pairs.first + pairs.second))  # each distinct sentence encoded once
     position = {text: index for index, text in enumerate(texts)}
-    embeddings = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size, max_length, autocast)
+    embeddings = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size, max_length, autocast, progress_bar)
     first = embeddings[[position[text] for text in pairs.first]]
     second = embeddings[[position[text] for text in pairs.second]]
     cosine = torch.nn.functional.cosine_similarity(first, second).numpy()
@@ -105,9 +108,9 @@ class StsbProbe(DegradationProbe):
         pairs = (hub_stsb_pairs(source, self.settings.hub_score_scale) if isinstance(source, HubSplit)
                  else read_stsb(source))
 
-        def spearman(model) -> float:
+        def spearman(model, which: str) -> float:
             return similarity_spearman(model.base_model, ctx.tokenizer, pairs, self.batch_size, self.settings.max_length,
-                                       ctx.autocast)
+                                       ctx.autocast, ctx.progress(f"{self.name} {which}"))
 
-        base = self.cached_base(ctx, lambda: {"spearman": spearman(ctx.base_model())})
-        return comparison(self.name, base["spearman"], spearman(ctx.model))
+        base = self.cached_base(ctx, lambda: {"spearman": spearman(ctx.base_model(), "base")})
+        return comparison(self.name, base["spearman"], spearman(ctx.model, "fine-tuned"))

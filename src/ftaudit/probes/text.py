@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from ftaudit.errors import DataError
 from ftaudit.hub import HubSplit
@@ -41,12 +41,14 @@ def wikitext_sentences(source: Path | HubSplit, count: int, seed: int, min_words
     return [sentences[i] for i in chosen]
 
 
-def text_batches(tokenizer, texts: list[str], batch_size: int, max_length: int) -> Iterator[tuple[list[int], dict]]:
-    """``(indices, padded batch)`` over ``texts``, longest first so each batch pads little."""
+def text_batches(tokenizer, texts: list[str], batch_size: int, max_length: int,
+                 progress_bar: Callable[[Iterable], Iterable] = iter) -> Iterator[tuple[list[int], dict]]:
+    """``(indices, padded batch)`` over ``texts``, longest first so each batch pads little, the batches behind
+    ``progress_bar`` (e.g. ``ProbeContext.progress(...)``; ``iter``: none)."""
     encoded = tokenizer(texts, truncation=True, max_length=min(max_length, tokenizer.model_max_length),
                         return_token_type_ids=False)
     order = sorted(range(len(texts)), key=lambda i: -len(encoded["input_ids"][i]))
-    for start in range(0, len(order), batch_size):
+    for start in progress_bar(range(0, len(order), batch_size)):
         indices = order[start : start + batch_size]
         batch = tokenizer.pad({key: [encoded[key][i] for i in indices] for key in ("input_ids", "attention_mask")},
                               return_tensors="pt")

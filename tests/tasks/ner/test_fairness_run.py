@@ -49,7 +49,7 @@ def test_tiny_run_records_fairness_metrics_table_and_chart(tmp_path):
     assert (run_dir / RECALL_CHART).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_same_model_same_seed_same_numbers(tmp_path):
+def test_same_model_same_seed_same_numbers_with_or_without_a_progress_bar(tmp_path, capsys):
     cfg = compose_config(*fairness_run_overrides(tmp_path))
     tokenizer = load_tokenizer(cfg.model)
     datamodule = NERDataModule(cfg.data, tokenizer, cfg.seed)
@@ -57,10 +57,12 @@ def test_same_model_same_seed_same_numbers(tmp_path):
     torch.manual_seed(0)
     model = load_classifier(cfg.model, "AutoModelForTokenClassification", datamodule.labels).eval()
     measured = []
-    for run_dir in (tmp_path / "a", tmp_path / "b"):
+    for run_dir, shown in ((tmp_path / "a", False), (tmp_path / "b", True)):
+        cfg.trainer.progress_bar = shown
         context = ProbeContext(cfg, model, {}, tokenizer, datamodule, run_dir, torch.device("cpu"))
         metrics, skipped = run_probes(build_fairness_probes(cfg, NERTask("TOKEN_CLS")), context)
         assert skipped == {}
+        assert ("fairness names:" in capsys.readouterr().err) == shown  # the substitutions' batches
         measured.append({key: value for key, value in metrics.items() if not key.startswith("resource/")})
     assert measured[0] == measured[1] and len(measured[0]) > 20
     assert (tmp_path / "a" / GROUP_TABLE).read_text() == (tmp_path / "b" / GROUP_TABLE).read_text()

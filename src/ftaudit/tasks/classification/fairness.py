@@ -187,7 +187,8 @@ class AttributionProbe(FairnessProbe):
         datamodule = ctx.datamodule
         probabilities_fn = partial(predict_probabilities, ctx.model, ctx.tokenizer, labels=datamodule.labels,
                                    batch_size=ctx.cfg.data.eval_batch_size, max_length=datamodule.max_length,
-                                   autocast=ctx.autocast)  # the truncation and the precision of the test pass
+                                   autocast=ctx.autocast,  # the truncation and the precision of the test pass
+                                   progress_bar=ctx.progress(f"fairness {self.name}"))
         settings = self.settings
         audit = audit_attributions(datamodule.splits[self.split].examples, self.groups, probabilities_fn, self.templates,
                                    [datamodule.label_keys[label] for label in datamodule.labels],

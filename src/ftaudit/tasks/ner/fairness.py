@@ -132,7 +132,8 @@ class NameSubstitutionProbe(FairnessProbe):
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         tag_fn = partial(predict_tags, ctx.model, ctx.tokenizer, labels=ctx.datamodule.labels,
                          batch_size=ctx.cfg.data.eval_batch_size, max_length=ctx.datamodule.max_length,
-                         autocast=ctx.autocast)  # the windows and the precision of the test pass
+                         autocast=ctx.autocast,  # the windows and the precision of the test pass
+                         progress_bar=ctx.progress(f"fairness {self.name}"))
         settings = self.settings
         audit = audit_names(ctx.datamodule.splits[self.split].sentences, self.groups, tag_fn,
                             sample_size=settings.sentences, names_per_sentence=settings.names_per_sentence,

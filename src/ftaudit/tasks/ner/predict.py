@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -14,9 +14,10 @@ from ftaudit.tasks.ner.data import IGNORE_INDEX, encode
 
 @torch.inference_mode()
 def predict_tags(model, tokenizer, sentences: list[Sentence], labels: list[str], batch_size: int, max_length: int,
-                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[list[str]]:
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 progress_bar: Callable[[Iterable], Iterable] = iter) -> list[list[str]]:
     """One predicted tag per word for each sentence, by the same alignment and windowing as training, under the
-    run's ``autocast`` (what its test pass ran under).
+    run's ``autocast`` (what its test pass ran under); the batches behind ``progress_bar`` (``iter``: no bar).
 
     Gold tags must use ``labels``' names; they only shape the windows and are not read otherwise.
     """
@@ -27,7 +28,7 @@ def predict_tags(model, tokenizer, sentences: list[Sentence], labels: list[str],
     example_index, per_example = [], []
     was_training = model.training
     model.eval()
-    for indices in eval_batches(split.lengths, batch_size):
+    for indices in progress_bar(eval_batches(split.lengths, batch_size)):
         batch = {key: value.to(device) for key, value in collate(indices).items()}
         with autocast():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
