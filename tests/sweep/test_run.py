@@ -17,7 +17,6 @@ from ftaudit.sweep.run import check_objectives
 from ftaudit.sweep.study import read_settings
 from ftaudit.sweep.trials import SweepStopped, as_hydra_job, compose_run_config
 from ftaudit.tasks import build_task
-from tests.conftest import REPO
 from tests.sweep.conftest import read_trials
 
 
