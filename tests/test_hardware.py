@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import ftaudit.hardware as hardware
-from ftaudit.tasks.data import LengthGroupedBatchSampler
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
-from tests.probes.test_degradation import degradation_overrides
+from ftaudit.tasks.data import LengthGroupedBatchSampler
 from tests.conftest import TINY_RUN, compose_config, run_script
+from tests.probes.test_degradation import degradation_overrides
 
 DDP_ON_CPU = ["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]
 

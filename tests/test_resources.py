@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import ftaudit.hardware as hardware
-from ftaudit.tasks.ner.data import NERDataModule
 from ftaudit.models.loading import load_tokenizer
 from ftaudit.resources import meter as meter_module
 from ftaudit.resources.meter import ResourceMeter, parameter_counts, training_flops
 from ftaudit.run import train
+from ftaudit.tasks.ner.data import NERDataModule
 from tests.conftest import TINY_RUN, compose_config
 
 PEAK = 0.5  # TFLOP/s, configured so the test does not depend on this machine's speed

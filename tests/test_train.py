@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ftaudit.errors import Interrupted, UserError
-from ftaudit.tasks.ner.metrics import entity_scores
 from ftaudit.run import optimizer_steps, train
+from ftaudit.tasks.ner.metrics import entity_scores
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
 REQUIRED_KEYS = {"task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/val_f1",

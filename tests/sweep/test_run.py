@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
-from ftaudit.config import CONFIG_DIR
 import ftaudit.sweep.trials
+from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
 from ftaudit.sweep.run import check_objectives

@@ -11,8 +11,15 @@ from optuna.trial import TrialState
 
 import ftaudit.sweep.trials
 from ftaudit.sweep.study import make_storage
-from ftaudit.sweep.workers import (DEAD_PROCESS, SweepInterrupted, fail_dead_trials, heartbeat_error, running_elsewhere,
-                                   trial_errors, worker_id)
+from ftaudit.sweep.workers import (
+    DEAD_PROCESS,
+    SweepInterrupted,
+    fail_dead_trials,
+    heartbeat_error,
+    running_elsewhere,
+    trial_errors,
+    worker_id,
+)
 from tests.sweep.conftest import read_trials
 
 

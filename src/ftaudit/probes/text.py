@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-
 from ftaudit.errors import DataError
 
 # WikiText's raw files escape in-number punctuation as " @-@ ", " @,@ ", " @.@ ".

@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from ftaudit.errors import ConfigError
-from ftaudit.run import declared_metrics, train
 from ftaudit.metrics import spec_of
+from ftaudit.run import declared_metrics, train
 from ftaudit.sweep.study import read_settings
 from ftaudit.tasks import build_task
 from ftaudit.tasks.calibration import expected_calibration_error

@@ -7,13 +7,13 @@ import json
 
 import torch
 
-from ftaudit.tasks.ner.data import NERDataModule
 from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.probes.base import ProbeContext, run_probes
 from ftaudit.probes.fairness import build_fairness_probes
-from ftaudit.tasks.ner import NERTask
-from ftaudit.tasks.ner.fairness import GROUP_TABLE, RECALL_CHART
 from ftaudit.run import train
+from ftaudit.tasks.ner import NERTask
+from ftaudit.tasks.ner.data import NERDataModule
+from ftaudit.tasks.ner.fairness import GROUP_TABLE, RECALL_CHART
 from tests.conftest import TINY_RUN, compose_config
 from tests.tasks.ner.test_fairness import NAMES
 
