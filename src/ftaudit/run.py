@@ -22,8 +22,16 @@ from pydantic import BaseModel
 
 from ftaudit.config import FTAUDIT_TRAINER_KEYS, AuditSettings, RunSettings, check_config
 from ftaudit.errors import ConfigError, Interrupted
-from ftaudit.hardware import (attention_implementation, check_worker_launch, compile_model, configure_hardware,
-                              inference_autocast, is_main_process, peak_tflops, process_count)
+from ftaudit.hardware import (
+    attention_implementation,
+    check_worker_launch,
+    compile_model,
+    configure_hardware,
+    inference_autocast,
+    is_main_process,
+    peak_tflops,
+    process_count,
+)
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations
 from ftaudit.models.finetuned import load_finetuned
