@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from scipy.stats import spearmanr
