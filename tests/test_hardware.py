@@ -61,7 +61,7 @@ def test_cpu_bf16_read_from_the_cpu_flags(tmp_path, flags, expected):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks the GPU where one is visible")
 def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_threads):
     for native_bf16, precision in ((True, "bf16-mixed"), (False, "32-true")):
-        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native_bf16=native_bf16: native_bf16)
         assert hardware.configure_hardware(compose_config("hardware=auto"))["precision"] == precision
     assert hardware.configure_hardware(compose_config("hardware=cpu"))["precision"] == "32-true"
 
