@@ -166,12 +166,14 @@ def test_sampler_shards_batches_across_processes(examples):
     assert all(batch in whole for batch in interleaved)
 
 
+@pytest.mark.slow
 def test_multirun_with_ddp_is_refused(tmp_path):
     result = run_script("-m", *TINY_RUN, *DDP_ON_CPU, "seed=1,2", cwd=tmp_path)
     assert result.returncode == 2
     assert "cannot run inside a multirun" in result.stderr
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
     result = run_script(*TINY_RUN, *DDP_ON_CPU, "trainer.max_epochs=1", "probes.degradation=[weights]", "hardware.peak_tflops=0.5",
                         cwd=tmp_path)

@@ -59,6 +59,7 @@ def killed_copy(killed, tmp_path) -> Path:
     return Path(shutil.copytree(killed, tmp_path / "run"))
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_its_first_epoch_resumes_to_the_uninterrupted_metrics(uninterrupted, killed_copy):
     result = run_script(*RESUMABLE, f"trainer.resume={killed_copy}", cwd=killed_copy.parent)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -115,6 +116,7 @@ class DrawsAndBatches(L.Callback):
             self.seen[trainer.current_epoch] = (batch["example_index"].tolist(), torch.get_rng_state())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["full", "adalora"])  # AdaLoRA: its rank allocator's estimates are resumed too
 def test_ctrl_c_keeps_the_last_epoch_to_resume_and_the_resume_continues_batches_and_draws(tmp_path, method):
     overrides = [*RESUMABLE, f"method={method}"]

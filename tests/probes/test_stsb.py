@@ -59,6 +59,7 @@ def test_spearman_follows_the_gold_ranking(tmp_path):
     assert similarity_spearman(encoder, tokenizer, pairs, batch_size=3, max_length=64) == pytest.approx(-score, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_base_minilm_reproduces_the_published_stsb_figure():
     test_file = Path(os.environ.get("STSB_DIR") or "/nonexistent") / "sts-test.csv"
     if not test_file.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
 from ftaudit.models.loading import load_classifier, load_tokenizer
@@ -28,6 +29,7 @@ def fairness_run_overrides(tmp_path) -> list[str]:
             "probes.fairness.resamples=200"]
 
 
+@pytest.mark.slow
 def test_tiny_run_records_fairness_metrics_table_and_chart(tmp_path):
     run_dir = tmp_path / "run"
     train(compose_config(*fairness_run_overrides(tmp_path)), run_dir)
