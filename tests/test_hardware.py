@@ -79,6 +79,7 @@ class AutocastAfterTest(L.Callback):
         module.model.base_model.register_forward_pre_hook(record)  # the encoder the probes call; its copies keep it
 
 
+@pytest.mark.slow
 def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
     """What hardware=auto picks on a CPU with bf16 units, run here on the tiny model (slow bf16 matmuls, tiny sizes):
     every inference after the test pass (probes, fairness tagging) runs under the test pass's autocast, and the base
@@ -119,6 +120,7 @@ class AttentionSeen(L.Callback):
         self.implementation = module.model.config._attn_implementation
 
 
+@pytest.mark.slow
 def test_run_loads_the_model_with_the_chosen_attention_and_records_it(tmp_path, restore_threads):
     seen = AttentionSeen()  # eager: not transformers' default, so only the setting can have chosen it
     train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.attention=eager",

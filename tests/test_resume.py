@@ -69,17 +69,20 @@ def test_a_run_killed_after_its_first_epoch_resumes_to_the_uninterrupted_metrics
     assert not (killed_copy / "checkpoints").exists()  # only what the record needs is kept
 
 
+@pytest.mark.slow
 def test_a_resume_with_another_config_names_the_keys_that_differ(killed_copy):
     with pytest.raises(ConfigError, match=r"config differs .* at optimizer.lr \('\$\{model.lr\}' -> 0.1\); seed \(42 -> 3\)"):
         check_launch("train", [*RESUMABLE, "optimizer.lr=0.1", "seed=3", f"trainer.resume={killed_copy}"], True)
 
 
+@pytest.mark.slow
 def test_a_resume_runs_in_the_folder_it_resumes(killed_copy):
     assert check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}"], True) == [f"hydra.run.dir={killed_copy}"]
     with pytest.raises(ConfigError, match="a run resumes in its own folder"):
         check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}", "hydra.run.dir=elsewhere"], True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message", [("finished", "that run finished"), ("no checkpoint", "nothing to resume"),
                                            ("multirun", "launch it without -m"), ("sweep", "not resumed one by one")])
 def test_what_cannot_be_resumed_is_refused_in_one_line(killed_copy, case, message):
@@ -136,6 +139,7 @@ def test_ctrl_c_keeps_the_last_epoch_to_resume_and_the_resume_continues_batches_
     assert metrics["resource/train_tokens"] == expected["resource/train_tokens"]  # both epochs counted
 
 
+@pytest.mark.slow
 def test_a_resume_must_run_in_its_own_folder(killed_copy, tmp_path):
     with pytest.raises(ConfigError, match="a run resumes in its own folder"):
         train(compose_config(*RESUMABLE, f"trainer.resume={killed_copy}"), tmp_path / "other")
