@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -84,10 +85,14 @@ def test_report_takes_its_own_arguments(monkeypatch, tmp_path, capsys):
 def test_installed_wheel_runs_from_any_directory(tmp_path):
     """The wheel, installed non-editable on its own, carries its config tree: ``ftaudit train`` from another folder
     writes its run record under that folder's ``outputs/``."""
-    wheels, site, cwd = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    source, wheels, site, cwd = tmp_path / "source", tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     cwd.mkdir()
+    # Built from a copy of what the package is made of: setuptools writes build/ and egg-info/ where it builds.
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True,
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], check=True,
                    capture_output=True, timeout=300)
     (wheel,) = wheels.glob("ftaudit-*.whl")
     assert "ftaudit/conf/experiment/quickstart.yaml" in zipfile.ZipFile(wheel).namelist()
