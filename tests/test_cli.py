@@ -13,6 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from ftaudit import cli
 from tests.conftest import REPO, TINY_RUN
+from tests.test_hardware import DDP_ON_CPU
 
 
 @pytest.fixture
@@ -113,3 +114,16 @@ def test_installed_wheel_runs_from_any_directory(tmp_path):
     assert json.loads((run_dir / "env.json").read_text())["command"][1:3] == [str(site / "bin" / "ftaudit"), "train"]
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "train.log").is_file()
     assert not (REPO / "outputs" / "runs" / run_dir.name).exists()
+
+
+@pytest.mark.slow
+def test_ddp_processes_rerun_the_ftaudit_command(tmp_path):
+    """Lightning starts each extra DDP process by running this process's command line again: ``ftaudit train``'s
+    must still say ``train`` (without it the second process would stop at the usage line and the first wait)."""
+    result = subprocess.run([sys.executable, "-m", "ftaudit", "train", *TINY_RUN, *DDP_ON_CPU, "trainer.max_epochs=1",
+                             "probes.degradation=[]", "probes.fairness.enabled=false", "logger=none"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
+    assert (run_dir / "train_ddp_process_1.log").is_file()
+    assert json.loads((run_dir / "metrics.json").read_text())["resource/devices"] == 2
