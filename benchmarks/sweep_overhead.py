@@ -41,8 +41,7 @@ from ftaudit.config import CONFIG_DIR  # noqa: E402
 from ftaudit.hardware import device_name  # noqa: E402
 from ftaudit.sweep.outputs import write_outputs  # noqa: E402
 from ftaudit.sweep.space import sample, to_overrides, train_command  # noqa: E402
-from ftaudit.sweep.study import (BUDGET_STATES, make_storage, open_study, read_settings, run_study,  # noqa: E402
-                                 train_overrides)
+from ftaudit.sweep.study import BUDGET_STATES, make_storage, open_study, read_settings, run_study, train_overrides  # noqa: E402
 from ftaudit.sweep.trials import Objective  # noqa: E402
 from ftaudit.sweep.workers import fail_dead_trials, worker_id  # noqa: E402
 from ftaudit.tasks import build_task  # noqa: E402
@@ -197,8 +196,9 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL (default: a throwaway server)")
     args = parser.parse_args()
     ftaudit.sweep.trials.train = instant_training
-    import optuna
     import warnings
+
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")

@@ -31,6 +31,18 @@ TINY_CLASSIFICATION_RUN = ["task=classification", "model=tiny", "+model.random_i
                            "data.batch_size=4", "hardware.num_threads=1"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip where no CUDA device is visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(no_gpu)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Base-model probe results and the matmul peak are cached on disk: keep the tests' out of the user's cache."""

@@ -61,6 +61,7 @@ def trained(base, probe_data, tmp_path_factory) -> tuple[Path, dict[str, float]]
     return run_dir, train(cfg, run_dir)
 
 
+@pytest.mark.slow
 def test_the_audit_of_a_saved_run_reproduces_its_scores_and_degradation(trained, base, probe_data, tmp_path):
     run_dir, metrics = trained
     audit_dir = tmp_path / "audit"
@@ -86,6 +87,7 @@ def test_the_audit_of_a_saved_run_reproduces_its_scores_and_degradation(trained,
     assert "optimizer" not in (audit_dir / "config.yaml").read_text()  # an audit records no training recipe
 
 
+@pytest.mark.slow
 def test_an_adapter_and_its_merged_model_are_audited_to_the_run_scores(base, probe_data, tmp_path):
     overrides = probe_overrides(probe_data, tmp_path / "cache", "weights")
     run_dir = tmp_path / "lora"

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import ftaudit.hardware as hardware
-from ftaudit.tasks.data import LengthGroupedBatchSampler
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
-from tests.probes.test_degradation import degradation_overrides
+from ftaudit.tasks.data import LengthGroupedBatchSampler
 from tests.conftest import TINY_RUN, compose_config, run_script
+from tests.probes.test_degradation import degradation_overrides
 
 DDP_ON_CPU = ["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]
 
@@ -61,7 +61,7 @@ def test_cpu_bf16_read_from_the_cpu_flags(tmp_path, flags, expected):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks the GPU where one is visible")
 def test_auto_precision_on_cpu_follows_its_bf16_support(monkeypatch, restore_threads):
     for native_bf16, precision in ((True, "bf16-mixed"), (False, "32-true")):
-        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native_bf16=native_bf16: native_bf16)
         assert hardware.configure_hardware(compose_config("hardware=auto"))["precision"] == precision
     assert hardware.configure_hardware(compose_config("hardware=cpu"))["precision"] == "32-true"
 
@@ -79,6 +79,7 @@ class AutocastAfterTest(L.Callback):
         module.model.base_model.register_forward_pre_hook(record)  # the encoder the probes call; its copies keep it
 
 
+@pytest.mark.slow
 def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
     """What hardware=auto picks on a CPU with bf16 units, run here on the tiny model (slow bf16 matmuls, tiny sizes):
     every inference after the test pass (probes, fairness tagging) runs under the test pass's autocast, and the base
@@ -119,6 +120,7 @@ class AttentionSeen(L.Callback):
         self.implementation = module.model.config._attn_implementation
 
 
+@pytest.mark.slow
 def test_run_loads_the_model_with_the_chosen_attention_and_records_it(tmp_path, restore_threads):
     seen = AttentionSeen()  # eager: not transformers' default, so only the setting can have chosen it
     train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.attention=eager",
@@ -166,12 +168,14 @@ def test_sampler_shards_batches_across_processes(examples):
     assert all(batch in whole for batch in interleaved)
 
 
+@pytest.mark.slow
 def test_multirun_with_ddp_is_refused(tmp_path):
     result = run_script("-m", *TINY_RUN, *DDP_ON_CPU, "seed=1,2", cwd=tmp_path)
     assert result.returncode == 2
     assert "cannot run inside a multirun" in result.stderr
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
     result = run_script(*TINY_RUN, *DDP_ON_CPU, "trainer.max_epochs=1", "probes.degradation=[weights]", "hardware.peak_tflops=0.5",
                         cwd=tmp_path)
@@ -187,6 +191,7 @@ def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
     assert result.stdout.count("run directory:") == 1
 
 
+@pytest.mark.slow
 def test_ddp_evaluation_records_what_one_process_records(tmp_path):
     """Each process evaluates every other batch and the outputs are gathered: with weights that do not move
     (lr 1e-30, so batch composition cannot matter), the 2-process record is the 1-process one, every test sentence

@@ -21,6 +21,7 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submi
                     "(pip install -e '.[dev]' or '.[slurm]')")
 
 
+@pytest.mark.slow
 def test_train_multirun_as_submitit_jobs_records_every_job(tmp_path):
     result = run_script("-m", "hydra/launcher=submitit_local", *TINY_RUN, "trainer.max_epochs=1", "logger=csv",
                         "probes.degradation=[]", "seed=1,2", cwd=tmp_path)
@@ -36,6 +37,7 @@ def test_train_multirun_as_submitit_jobs_records_every_job(tmp_path):
     assert len(submitted) == 2  # two submitit jobs, each with its result
 
 
+@pytest.mark.slow
 def test_sweep_workers_as_submitit_jobs_share_one_study(tmp_path):
     result = run_script("-m", "hydra/launcher=submitit_local", "+sweep.worker=range(2)", *TINY_SWEEP,
                         "sweep.n_trials=2", cwd=tmp_path, script="sweep.py")

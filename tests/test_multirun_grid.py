@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 import yaml
 
 from tests.conftest import FIXTURE_CONLL, run_script
+
+pytestmark = pytest.mark.slow  # a real grid multirun (subprocess)
 
 GRID_BASE = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "data.max_train_samples=24", "data.max_eval_samples=12",
              "data.batch_size=8", "trainer.progress_bar=false", "probes.degradation=[]", "logger=csv"]

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import ftaudit.hardware as hardware
-from ftaudit.tasks.ner.data import NERDataModule
 from ftaudit.models.loading import load_tokenizer
 from ftaudit.resources import meter as meter_module
 from ftaudit.resources.meter import ResourceMeter, parameter_counts, training_flops
 from ftaudit.run import train
+from ftaudit.tasks.ner.data import NERDataModule
 from tests.conftest import TINY_RUN, compose_config
 
 PEAK = 0.5  # TFLOP/s, configured so the test does not depend on this machine's speed
@@ -28,6 +28,7 @@ def tiny_run(tmp_path_factory):
     return cfg, metrics, run_dir, datamodule
 
 
+@pytest.mark.slow
 def test_every_resource_key_is_recorded(tiny_run):
     _, metrics, run_dir, _ = tiny_run
     expected = {f"resource/{stage}_seconds" for stage in STAGES} | {
@@ -49,6 +50,7 @@ def test_every_resource_key_is_recorded(tiny_run):
     assert method["peak_tflops_source"] == "hardware.peak_tflops"
 
 
+@pytest.mark.slow
 def test_counts_match_the_data_and_the_model(tiny_run):
     cfg, metrics, _, datamodule = tiny_run
     epochs = cfg.trainer.max_epochs

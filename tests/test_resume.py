@@ -59,6 +59,7 @@ def killed_copy(killed, tmp_path) -> Path:
     return Path(shutil.copytree(killed, tmp_path / "run"))
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_its_first_epoch_resumes_to_the_uninterrupted_metrics(uninterrupted, killed_copy):
     result = run_script(*RESUMABLE, f"trainer.resume={killed_copy}", cwd=killed_copy.parent)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -68,17 +69,20 @@ def test_a_run_killed_after_its_first_epoch_resumes_to_the_uninterrupted_metrics
     assert not (killed_copy / "checkpoints").exists()  # only what the record needs is kept
 
 
+@pytest.mark.slow
 def test_a_resume_with_another_config_names_the_keys_that_differ(killed_copy):
     with pytest.raises(ConfigError, match=r"config differs .* at optimizer.lr \('\$\{model.lr\}' -> 0.1\); seed \(42 -> 3\)"):
         check_launch("train", [*RESUMABLE, "optimizer.lr=0.1", "seed=3", f"trainer.resume={killed_copy}"], True)
 
 
+@pytest.mark.slow
 def test_a_resume_runs_in_the_folder_it_resumes(killed_copy):
     assert check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}"], True) == [f"hydra.run.dir={killed_copy}"]
     with pytest.raises(ConfigError, match="a run resumes in its own folder"):
         check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}", "hydra.run.dir=elsewhere"], True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message", [("finished", "that run finished"), ("no checkpoint", "nothing to resume"),
                                            ("multirun", "launch it without -m"), ("sweep", "not resumed one by one")])
 def test_what_cannot_be_resumed_is_refused_in_one_line(killed_copy, case, message):
@@ -115,6 +119,7 @@ class DrawsAndBatches(L.Callback):
             self.seen[trainer.current_epoch] = (batch["example_index"].tolist(), torch.get_rng_state())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["full", "adalora"])  # AdaLoRA: its rank allocator's estimates are resumed too
 def test_ctrl_c_keeps_the_last_epoch_to_resume_and_the_resume_continues_batches_and_draws(tmp_path, method):
     overrides = [*RESUMABLE, f"method={method}"]
@@ -134,6 +139,7 @@ def test_ctrl_c_keeps_the_last_epoch_to_resume_and_the_resume_continues_batches_
     assert metrics["resource/train_tokens"] == expected["resource/train_tokens"]  # both epochs counted
 
 
+@pytest.mark.slow
 def test_a_resume_must_run_in_its_own_folder(killed_copy, tmp_path):
     with pytest.raises(ConfigError, match="a run resumes in its own folder"):
         train(compose_config(*RESUMABLE, f"trainer.resume={killed_copy}"), tmp_path / "other")

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from ftaudit.errors import Interrupted, UserError
-from ftaudit.tasks.ner.metrics import entity_scores
 from ftaudit.run import optimizer_steps, train
 from ftaudit.tasks.module import TaskModule
+from ftaudit.tasks.ner.metrics import entity_scores
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
 REQUIRED_KEYS = {"task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/val_f1",
@@ -47,6 +47,7 @@ def cli_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_run_record_is_complete(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
     assert REQUIRED_KEYS <= metrics.keys()
@@ -74,12 +75,14 @@ PINNED_NER_KEYS = {  # the NER run's own keys, as before the task interface (plu
 }
 
 
+@pytest.mark.slow
 def test_the_ner_run_records_exactly_its_pinned_keys(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
     probes = {key for key in metrics if key.startswith(("degradation/", "fairness/", "resource/probe_seconds/"))}
     assert metrics.keys() - probes == PINNED_NER_KEYS
 
 
+@pytest.mark.slow
 def test_every_metric_declares_its_split_and_direction(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
     declared = json.loads((cli_run / "metrics_info.json").read_text())
@@ -93,12 +96,14 @@ def test_every_metric_declares_its_split_and_direction(cli_run):
     assert declared["resource/energy_is_estimate"] == {"split": None, "higher_is_better": None}
 
 
+@pytest.mark.slow
 def test_env_records_every_data_file_read_with_its_hash(cli_run):
     files = {Path(entry["path"]): entry["sha256"] for entry in json.loads((cli_run / "env.json").read_text())["data_files"]}
     for name in ("train.txt", "valid.txt", "test.txt"):
         assert files[FIXTURE_CONLL / name] == hashlib.sha256((FIXTURE_CONLL / name).read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_predictions_file_reproduces_test_f1(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
     tokens, gold, predicted = read_predictions(cli_run / "predictions" / "test.txt")
@@ -106,11 +111,13 @@ def test_predictions_file_reproduces_test_f1(cli_run):
     assert round(entity_scores(gold, predicted)["f1"], 4) == round(metrics["task/test_f1"], 4)
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_something(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
     assert metrics["task/test_f1"] > 0.5  # loose sanity bound: 3 epochs of a random-init 2-layer model on easy templates
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(tmp_path):
     cfg = compose_config(*TINY_RUN, "trainer.max_epochs=1")
     first = train(cfg, tmp_path / "a")
@@ -137,6 +144,7 @@ class ModeRecorder(L.Callback):
         self.eval_steps.append(self.dropouts_training(module))
 
 
+@pytest.mark.slow
 def test_training_steps_run_with_dropout_on_and_evaluation_with_it_off(tmp_path):
     # from_pretrained hands back a model in eval mode, and Lightning keeps module modes as it finds them
     recorder = ModeRecorder()
@@ -145,12 +153,14 @@ def test_training_steps_run_with_dropout_on_and_evaluation_with_it_off(tmp_path)
     assert recorder.eval_steps and all(modes == {False} for modes in recorder.eval_steps)
 
 
+@pytest.mark.slow
 def test_last_checkpoint_option(tmp_path):
     metrics = train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "trainer.checkpoint=last"), tmp_path)
     assert "task/test_f1" in metrics
     assert "last" in json.loads((tmp_path / "env.json").read_text())["tested_checkpoint"]
 
 
+@pytest.mark.slow
 def test_multirun_gives_one_directory_per_job(tmp_path):
     result = run_script("-m", *TINY_RUN, "trainer.max_epochs=1", "logger=none", "seed=1,2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -176,6 +186,7 @@ def test_multirun_gives_one_directory_per_job(tmp_path):
         (["trainer.val_check_interval=-3"], "trainer: lightning.pytorch.Trainer rejected the settings"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_one_line_nonzero_exit_no_metrics(tmp_path, overrides, message):
     """CONLL2003_DIR stays set: a data.dir the user gave that does not exist must not fall back to it."""
     result = run_script(*TINY_RUN, *overrides, cwd=tmp_path)
@@ -186,6 +197,7 @@ def test_bad_input_one_line_nonzero_exit_no_metrics(tmp_path, overrides, message
     assert not list(tmp_path.rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_a_diverged_run_fails_in_one_line_and_records_nothing(tmp_path):
     result = run_script(*TINY_RUN, "optimizer.lr=1e12", "trainer.gradient_clip_val=null", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
@@ -195,6 +207,7 @@ def test_a_diverged_run_fails_in_one_line_and_records_nothing(tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))  # a failed run leaves no checkpoint behind
 
 
+@pytest.mark.slow
 def test_a_finished_run_directory_is_refused_before_anything_is_written(tmp_path, cli_run):
     before = {path: path.stat().st_mtime_ns for path in cli_run.rglob("*")}
     result = run_script(*TINY_RUN, f"hydra.run.dir={cli_run}", cwd=tmp_path)
@@ -224,6 +237,7 @@ class DiskFillsUp(L.Callback):
         self.monkeypatch.setattr("ftaudit.tracking.record.tempfile.mkstemp", full)
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_up_is_one_error_and_no_metrics(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=f"cannot write {tmp_path}/.*: No space left on device; free disk space"):
         train(compose_config(*TINY_RUN, "trainer.max_epochs=1"), tmp_path, callbacks=[DiskFillsUp(monkeypatch)])
@@ -242,6 +256,7 @@ def test_ctrl_c_ends_the_run_saying_where_the_partial_folder_is(tmp_path):
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_successful_run_leaves_no_checkpoint_folder_unless_asked(tmp_path):
     train(compose_config(*TINY_RUN, "trainer.max_epochs=1"), tmp_path / "default")
     assert not (tmp_path / "default" / "checkpoints").exists()
@@ -250,6 +265,7 @@ def test_a_successful_run_leaves_no_checkpoint_folder_unless_asked(tmp_path):
     assert not (tmp_path / "kept" / "checkpoints" / "last.ckpt").exists()  # the resume point goes with success
 
 
+@pytest.mark.slow
 def test_malformed_data_names_file_and_line(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -271,6 +287,7 @@ def test_hydra_rejects_unknown_options_in_one_line(tmp_path, override, message):
     assert not list(tmp_path.rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_real_minilm_on_conll_subset(tmp_path, real_conll_dir):
     cfg = compose_config(f"data.dir={real_conll_dir}", "data.max_train_samples=600", "data.max_eval_samples=200",
                          "trainer.max_epochs=1", "trainer.progress_bar=false", "optimizer.lr=2e-4", "probes.degradation=[]",
@@ -289,6 +306,7 @@ def test_optimizer_steps_are_the_real_ones_whatever_the_processes(batches, overr
     assert optimizer_steps(batches, trainer, processes) == steps
 
 
+@pytest.mark.slow
 def test_debug_fdr_is_a_tryout_that_records_no_metrics(tmp_path):
     """One batch of each stage scores part of the splits: the run says so and leaves no metrics.json nor
     predictions (nothing downstream can take its numbers for the splits'), in outputs/debug/."""

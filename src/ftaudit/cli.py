@@ -1,4 +1,5 @@
-"""The Hydra entry points (``train.py``, ``audit.py``, ``sweep.py``), and what is checked before Hydra writes anything.
+"""The entry points (``ftaudit train|sweep|audit|report``, and ``train.py``, ``audit.py``, ``sweep.py``), and what is
+checked before Hydra writes anything.
 
 Hydra creates the run directory and writes ``.hydra/`` before the run starts; a finished run directory given
 again (``hydra.run.dir=...``), or a folder that cannot be written, is refused here first, in one line. A resume
@@ -8,11 +9,12 @@ Hydra's run directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,6 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError, UserError, exit_on_user_error
 
+# The command ``ftaudit COMMAND ...`` dispatched to (None under train.py, sweep.py or audit.py): Hydra parses the
+# command line without it, and each job puts it back (``restore_command``).
+dispatched_command: str | None = None
 HYDRA_FLAGS_WITHOUT_RUN = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
 
 
@@ -104,7 +109,21 @@ def launch(main: Callable[[], object], config_name: str, fresh_run_dir: bool = T
     main()
 
 
+def restore_command(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """Once Hydra has parsed its arguments, give ``sys.argv`` back the command it was dispatched to: the run records
+    its command line, and Lightning's DDP starts each extra process by running that command line again."""
+
+    @functools.wraps(task)
+    def run(cfg: DictConfig) -> None:
+        if dispatched_command and sys.argv[1:2] != [dispatched_command]:  # a multirun's later jobs: already back
+            sys.argv.insert(1, dispatched_command)
+        task(cfg)
+
+    return run
+
+
 @hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="train")
+@restore_command
 @exit_on_user_error
 def train_main(cfg: DictConfig) -> None:
     from ftaudit.run import train
@@ -113,6 +132,7 @@ def train_main(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="audit")
+@restore_command
 @exit_on_user_error
 def audit_main(cfg: DictConfig) -> None:
     from ftaudit.run import audit
@@ -121,6 +141,7 @@ def audit_main(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ftaudit.conf", config_name="sweep")
+@restore_command
 @exit_on_user_error
 def sweep_main(cfg: DictConfig) -> None:
     from ftaudit.sweep import run_sweep
@@ -147,3 +168,30 @@ def audit_cli() -> None:
 
 def sweep_cli() -> None:
     launch(sweep_main, "sweep", fresh_run_dir=False)  # rerunning a sweep continues its study, in its folder
+
+
+def report_cli() -> None:
+    from ftaudit.report.__main__ import main as report_main
+
+    report_main(sys.argv[1:])
+
+
+COMMANDS = {"train": train_cli, "sweep": sweep_cli, "audit": audit_cli, "report": report_cli}
+USAGE = (f"usage: ftaudit {{{','.join(COMMANDS)}}} ARGS...  (train, sweep and audit take Hydra overrides, "
+         "e.g. ftaudit train model=minilm; ftaudit COMMAND --help)")
+
+
+def main() -> None:
+    """``ftaudit COMMAND ARGS...`` (the ``ftaudit`` console script, ``python -m ftaudit``): the command runs as its own
+    entry point would, with ``ARGS`` as its command line."""
+    global dispatched_command
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in ("-h", "--help"):
+        print(USAGE)
+        return
+    if command not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+    dispatched_command = command
+    del sys.argv[1]
+    COMMANDS[command]()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,20 +36,20 @@ class Closed(Settings):
 class EvaluationTrainerSettings(Settings):
     """The ``trainer`` node of an audit: Lightning's Trainer for the test pass only."""
 
-    deterministic: Optional[bool | Literal["warn"]]
+    deterministic: bool | Literal["warn"] | None
     progress_bar: bool
 
 
 class TrainerSettings(EvaluationTrainerSettings):
     max_epochs: PositiveInt
-    gradient_clip_val: Optional[Annotated[float, Field(ge=0, allow_inf_nan=False)]]
-    gradient_clip_algorithm: Optional[Literal["norm", "value"]] = None
+    gradient_clip_val: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    gradient_clip_algorithm: Literal["norm", "value"] | None = None
     log_every_n_steps: PositiveInt
     accumulate_grad_batches: PositiveInt = 1
     # ftaudit's own, not Lightning's:
     checkpoint: Literal["best", "last"]
     keep_checkpoint: bool
-    resume: Optional[str]
+    resume: str | None
 
 
 class OptimizerSettings(Settings):
@@ -60,22 +60,22 @@ class OptimizerSettings(Settings):
 
 class ModelSettings(Settings):
     name_or_path: str
-    dropout: Optional[Probability]
+    dropout: Probability | None
 
 
 class DataSettings(Settings):
     batch_size: PositiveInt
     eval_batch_size: PositiveInt
-    max_train_samples: Optional[PositiveInt]
-    max_eval_samples: Optional[PositiveInt]
-    max_length: Optional[Annotated[int, Field(ge=2)]]
+    max_train_samples: PositiveInt | None
+    max_eval_samples: PositiveInt | None
+    max_length: Annotated[int, Field(ge=2)] | None
     group_by_length: bool
 
 
 class HardwareSettings(Settings):
-    num_threads: Optional[PositiveInt]
+    num_threads: PositiveInt | None
     compile: bool
-    peak_tflops: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
+    peak_tflops: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None
     track_energy: bool
 
 
@@ -85,7 +85,7 @@ class RecordSettings(Closed):
 
 
 class BaseModelSettings(Closed):
-    name_or_path: Optional[str]
+    name_or_path: str | None
 
 
 class RunSettings(Settings):

@@ -6,7 +6,8 @@ import errno
 import functools
 import logging
 import sys
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 

@@ -7,8 +7,9 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from lightning.pytorch.callbacks import TQDMProgressBar
 from tqdm import tqdm

@@ -8,9 +8,9 @@ import logging
 import math
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import hydra
 import lightning as L
@@ -22,8 +22,16 @@ from pydantic import BaseModel
 
 from ftaudit.config import FTAUDIT_TRAINER_KEYS, AuditSettings, RunSettings, check_config
 from ftaudit.errors import ConfigError, Interrupted
-from ftaudit.hardware import (attention_implementation, check_worker_launch, compile_model, configure_hardware,
-                              inference_autocast, is_main_process, peak_tflops, process_count)
+from ftaudit.hardware import (
+    attention_implementation,
+    check_worker_launch,
+    compile_model,
+    configure_hardware,
+    inference_autocast,
+    is_main_process,
+    peak_tflops,
+    process_count,
+)
 from ftaudit.hub import HubSplit
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations

@@ -1,6 +1,5 @@
 """Each method's hooks on the tiny model, without a Trainer: config, freezing, the L2-SP penalty, LoRA merging, WiSE-FT mixing."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from ftaudit.errors import ConfigError
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.methods.wise import interpolate
 from ftaudit.models.loading import load_classifier
-from tests.conftest import REPO, TINY_RUN, compose_config
+from tests.conftest import TINY_RUN, compose_config
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 METHODS = sorted(path.stem for path in (CONFIG_DIR / "method").glob("*.yaml"))

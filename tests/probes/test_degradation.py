@@ -179,6 +179,7 @@ def test_probe_data_the_user_gave_must_be_there_before_training_starts(tmp_path,
                                                 f"probes.degradation_settings.stsb.splits={splits}"))
 
 
+@pytest.mark.slow
 def test_tiny_training_run_records_degradation_keys(tmp_path):
     run_dir = tmp_path / "run"
     train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "probes.fairness.enabled=false",

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ftaudit.errors import DataError
-from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.hub import hub_splits
+from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.probes.stsb import hub_stsb_pairs, mean_pooled_embeddings, read_stsb, similarity_spearman
 from tests.conftest import compose_config
 from tests.probes.test_degradation import LABELS, STSB_ROWS, write_stsb, write_stsb_hub
@@ -69,6 +69,7 @@ def test_spearman_follows_the_gold_ranking(tmp_path):
     assert similarity_spearman(encoder, tokenizer, pairs, batch_size=3, max_length=64) == pytest.approx(-score, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_base_minilm_reproduces_the_published_stsb_figure():
     test_file = Path(os.environ.get("STSB_DIR") or "/nonexistent") / "sts-test.csv"
     if not test_file.is_file():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ftaudit.errors import DataError
+from ftaudit.hub import hub_splits
 from ftaudit.models.loading import load_tokenizer
 from ftaudit.probes.text import text_batches, wikitext_sentences
 from tests.conftest import compose_config
-from ftaudit.hub import hub_splits
 from tests.probes.test_degradation import write_wikitext, write_wikitext_hub
 
 

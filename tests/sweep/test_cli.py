@@ -4,11 +4,14 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
 from tests.conftest import run_script
 from tests.sweep.conftest import TINY_SWEEP, read_trials, start_sweep
+
+pytestmark = pytest.mark.slow  # real sweeps through sweep.py (subprocesses)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -10,12 +10,15 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
 from ftaudit.sweep.study import make_storage
 from ftaudit.sweep.workers import DEAD_PROCESS, heartbeat_error, trial_errors
 from tests.sweep.conftest import read_trials, start_sweep
+
+pytestmark = pytest.mark.slow  # real sweep workers (subprocesses)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 GRACE = 3

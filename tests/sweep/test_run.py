@@ -9,15 +9,14 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
 
-from ftaudit.config import CONFIG_DIR
 import ftaudit.sweep.trials
+from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.run import train
 from ftaudit.sweep.run import check_objectives
 from ftaudit.sweep.study import read_settings
 from ftaudit.sweep.trials import SweepStopped, as_hydra_job, compose_run_config
 from ftaudit.tasks import build_task
-from tests.conftest import REPO
 from tests.sweep.conftest import read_trials
 
 
@@ -25,6 +24,7 @@ def states(study) -> list[str]:
     return [trial.state.name for trial in study.trials]
 
 
+@pytest.mark.slow
 def test_a_failing_trial_does_not_stop_the_sweep(sweep, monkeypatch):
     def nan_loss_in_trial_0(cfg, run_dir, callbacks=()):
         if run_dir.name == "0":
@@ -66,6 +66,7 @@ def test_an_objective_the_run_does_not_record_stops_the_sweep_before_any_trial(s
     assert not (tmp_path / "sweep" / "trials").exists()
 
 
+@pytest.mark.slow
 def test_multi_objective_writes_a_pareto_front_without_pruning(sweep, capsys):
     study, sweep_dir = sweep("sweep.n_trials=2", "sweep.objectives=[task/val_f1:max,resource/train_seconds:min]")
     assert states(study) == ["COMPLETE"] * 2
@@ -78,6 +79,7 @@ def test_multi_objective_writes_a_pareto_front_without_pruning(sweep, capsys):
     assert "pruning: off: Optuna cannot prune multi-objective studies" in output and "Pareto front: trial" in output
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_is_recorded_with_the_epoch_it_stopped_at(sweep):
     # Val F1 never reaches 1.1: every trial is pruned when epoch 2 (step 1) reports, never during warm-up (epoch 1).
     study, sweep_dir = sweep("sweep.n_trials=1", "sweep.pruner=threshold", "sweep.pruner_options={lower:1.1,n_warmup_steps:1}",
@@ -89,6 +91,7 @@ def test_a_pruned_trial_is_recorded_with_the_epoch_it_stopped_at(sweep):
     assert not (sweep_dir / "trials" / "0" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     study, sweep_dir = sweep("sweep.n_trials=1")
     command = shlex.split(study.best_trial.user_attrs["command"])

@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 from ftaudit.config import CONFIG_DIR
 from ftaudit.errors import ConfigError
 from ftaudit.sweep.trials import Objective, as_hydra_job, compose_run_config
-from tests.conftest import REPO
 
 
 @pytest.fixture

@@ -11,8 +11,15 @@ from optuna.trial import TrialState
 
 import ftaudit.sweep.trials
 from ftaudit.sweep.study import make_storage
-from ftaudit.sweep.workers import (DEAD_PROCESS, SweepInterrupted, fail_dead_trials, heartbeat_error, running_elsewhere,
-                                   trial_errors, worker_id)
+from ftaudit.sweep.workers import (
+    DEAD_PROCESS,
+    SweepInterrupted,
+    fail_dead_trials,
+    heartbeat_error,
+    running_elsewhere,
+    trial_errors,
+    worker_id,
+)
 from tests.sweep.conftest import read_trials
 
 
@@ -43,6 +50,7 @@ def test_trials_of_a_dead_worker_are_failed_and_live_ones_kept(tmp_path):
     assert not (tmp_path / "trials" / "1" / "error.txt").exists()
 
 
+@pytest.mark.slow
 def test_the_heartbeat_fails_a_silent_trial_of_another_host_and_keeps_why(tmp_path):
     storage = make_storage(None, tmp_path, heartbeat_seconds=1, grace_seconds=2)
     study = optuna.create_study(study_name="s", storage=storage)

@@ -1,9 +1,10 @@
 """What every task's data shares: the length-grouped sampler's epochs, and re-numbering labels for a model."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
-from types import SimpleNamespace
 
 from ftaudit.errors import DataError
 from ftaudit.tasks.data import LengthGroupedBatchSampler, SplitDataModule

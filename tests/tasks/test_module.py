@@ -10,6 +10,8 @@ from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.tasks.ner import NERTask
 from tests.conftest import TINY_RUN, compose_config
 
+pytestmark = pytest.mark.slow  # each test trains the tiny model several times
+
 STEPS, CLIP = 6, 0.05  # the tiny model's gradient norms are well above 0.05 at lr 1e-3
 
 

@@ -17,6 +17,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from ftaudit.tracking.mlflow_run import MLflowRunLogger  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real runs logging to MLflow
+
 
 def test_tracking_uri_from_the_environment_gets_the_run_and_its_values(tmp_path, monkeypatch, capsys):
     shared = f"sqlite:///{tmp_path / 'shared.db'}"

@@ -22,6 +22,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test reads one real multirun of three jobs (subprocess)
+
 JOBS = {"tensorboard": "0", "mlflow": "1", "all": "2"}  # the multirun's jobs, in the order of its logger sweep
 
 

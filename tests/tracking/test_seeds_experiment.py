@@ -3,7 +3,6 @@
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-
 from ftaudit.config import CONFIG_DIR
 
 

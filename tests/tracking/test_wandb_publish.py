@@ -21,6 +21,7 @@ def test_mode_is_offline_unless_wandb_mode_says_otherwise(monkeypatch):
     assert wandb_mode() == "disabled"
 
 
+@pytest.mark.slow
 def test_publish_sends_metrics_tables_and_images(tmp_path, capsys):
     from PIL import Image
 

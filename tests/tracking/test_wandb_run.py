@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import REPO, TINY_RUN
 from tests.tracking.wandb_records import offline_run_files, read_offline_run
 
+pytestmark = pytest.mark.slow  # every test reads one real multirun (subprocess)
+
 FAKE_KEY = "fake-api-key-0123456789abcdef0123456789abcdef"
 
 

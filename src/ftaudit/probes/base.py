@@ -6,9 +6,10 @@ import contextlib
 import copy
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 import torch
 from omegaconf import DictConfig

@@ -8,8 +8,8 @@ plus its own detail keys. The base side is cached on disk (``ftaudit.probes.cach
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from scipy.stats import spearmanr

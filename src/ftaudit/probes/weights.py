@@ -8,8 +8,8 @@ from collections import defaultdict
 
 import torch
 
-from ftaudit.probes.base import ProbeContext
 from ftaudit.metrics import MetricSpec
+from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.degradation import DegradationProbe, comparison, comparison_specs
 
 # Transformer blocks are numbered from 0 in parameter names (BERT/RoBERTa "encoder.layer.3.", GPT "h.3.").

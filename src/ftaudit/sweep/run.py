@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 from ftaudit.errors import ConfigError
 from ftaudit.metrics import spec_of
 from ftaudit.run import declared_metrics
-from ftaudit.sweep.space import example_params, to_overrides
 from ftaudit.sweep.outputs import write_outputs
+from ftaudit.sweep.space import example_params, to_overrides
 from ftaudit.sweep.study import check_space_composes, open_study, read_settings, run_study, train_overrides
 from ftaudit.sweep.trials import Objective, compose_run_config
 from ftaudit.sweep.workers import fail_dead_trials, failing_own_trials_on_stop, running_elsewhere, worker_id

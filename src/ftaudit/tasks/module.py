@@ -4,7 +4,7 @@ training loss that must stay finite. A task adds its evaluation (``TaskModule`` 
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import hydra
 import lightning as L

@@ -12,8 +12,14 @@ from ftaudit.metrics import declarations
 from ftaudit.probes.fairness import build_fairness_probes
 from ftaudit.probes.names import load_name_groups
 from ftaudit.tasks.classification import ClassificationTask
-from ftaudit.tasks.classification.fairness import (FLIP_CHART, AttributionProbe, attribute, audit_attributions,
-                                                   check_templates, write_flip_chart)
+from ftaudit.tasks.classification.fairness import (
+    FLIP_CHART,
+    AttributionProbe,
+    attribute,
+    audit_attributions,
+    check_templates,
+    write_flip_chart,
+)
 from ftaudit.tasks.classification.reading import Example
 from tests.conftest import compose_config
 from tests.tasks.ner.test_fairness import NAMES

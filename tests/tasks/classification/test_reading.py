@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftaudit.errors import ConfigError, DataError
-from ftaudit.tasks.classification.reading import (Columns, Example, label_keys, label_order, read_phrasebank,
-                                                  read_table)
+from ftaudit.tasks.classification.reading import Columns, Example, label_keys, label_order, read_phrasebank, read_table
 from tests.conftest import FIXTURE_PHRASEBANK, FIXTURE_TEXT_CSV
 
 COLUMNS = Columns("text", "label")

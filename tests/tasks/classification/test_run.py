@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from ftaudit.errors import ConfigError
-from ftaudit.run import declared_metrics, train
 from ftaudit.metrics import spec_of
+from ftaudit.run import declared_metrics, train
 from ftaudit.sweep.study import read_settings
 from ftaudit.tasks import build_task
 from ftaudit.tasks.calibration import expected_calibration_error
@@ -48,6 +48,7 @@ def read_predictions(run_dir):
         return list(csv.DictReader(stream, delimiter="\t"))
 
 
+@pytest.mark.slow
 def test_run_record_is_complete_and_declared(cli_run):
     run_dir, stdout = cli_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -65,6 +66,7 @@ def test_run_record_is_complete_and_declared(cli_run):
     assert (run_dir / "csv" / "metrics.csv").is_file() and "task/test_f1_macro" in stdout
 
 
+@pytest.mark.slow
 def test_predictions_file_reproduces_the_scores(cli_run):
     run_dir, _ = cli_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -82,11 +84,13 @@ def test_predictions_file_reproduces_the_scores(cli_run):
     assert {key: round(metrics[f"task/test_{key}"], 4) for key in expected} == {k: round(v, 4) for k, v in expected.items()}
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_something(cli_run):
     metrics = json.loads((cli_run[0] / "metrics.json").read_text())
     assert metrics["task/val_f1_macro"] > 0.6  # loose: a constant guess scores 1/6 on the balanced fixture
 
 
+@pytest.mark.slow
 def test_fairness_probe_records_flip_rates_table_and_chart(cli_run):
     run_dir, _ = cli_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -154,6 +158,7 @@ def test_every_method_runs_on_a_sentence_classifier(tmp_path, method):
         assert metrics["wise/0/degradation/weights/drop"] == 0.0
 
 
+@pytest.mark.slow
 def test_real_minilm_on_a_phrasebank_subset(tmp_path, real_phrasebank_dir):
     cfg = compose_config("task=classification", f"data.dir={real_phrasebank_dir}", "data.max_train_samples=640",
                          "data.max_eval_samples=200", "data.batch_size=16", "trainer.max_epochs=1",

@@ -6,8 +6,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from ftaudit.errors import ConfigError, DataError
-from ftaudit.tasks.ner.conll import (CONLL2003_TAGS, Sentence, iob1_to_iob2, load_conll_splits, load_split, read_conll,
-                                     to_iob2)
+from ftaudit.tasks.ner.conll import (
+    CONLL2003_TAGS,
+    Sentence,
+    iob1_to_iob2,
+    load_conll_splits,
+    load_split,
+    read_conll,
+    to_iob2,
+)
 from tests.conftest import FIXTURE_CONLL as FIXTURE, compose_config
 from tests.hub_layout import write_hub_dataset
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from ftaudit.tasks.ner.conll import Sentence
-from ftaudit.tasks.data import Collator, LengthGroupedBatchSampler
-from ftaudit.tasks.ner.data import IGNORE_INDEX, encode, label_list, word_windows
 from ftaudit.models.loading import load_tokenizer
+from ftaudit.tasks.data import Collator, LengthGroupedBatchSampler
+from ftaudit.tasks.ner.conll import Sentence
+from ftaudit.tasks.ner.data import IGNORE_INDEX, encode, label_list, word_windows
 from tests.conftest import compose_config
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -200,8 +200,11 @@ def test_permutations_shuffle_only_within_strata():
 def test_same_seed_same_numbers(groups):
     rng = np.random.default_rng(0)
     flaky = {word for name in sum(groups.names.values(), []) for word in name.split() if rng.random() < 0.5}
-    run = lambda seed: audit_names(SENTENCES, groups, capitalised_tagger(flaky), names_per_sentence=2,
-                                   resamples=300, seed=seed).metrics("m")
+
+    def run(seed):
+        return audit_names(SENTENCES, groups, capitalised_tagger(flaky), names_per_sentence=2, resamples=300,
+                           seed=seed).metrics("m")
+
     assert run(3) == run(3)
     assert run(3) != run(4)
     assert 0 < run(3)["m/recall_gap_ci_low"] < run(3)["m/recall_gap_ci_high"]
@@ -277,8 +280,11 @@ def test_a_names_file_in_utf16_or_a_folder_is_one_clear_error(tmp_path, content,
 
 def test_skipped_without_a_person_type_or_person_sentences(groups):
     probe = NameSubstitutionProbe(compose_config().probes.fairness, groups, "test", None)
-    context = lambda labels, sentences: SimpleNamespace(
-        datamodule=SimpleNamespace(labels=labels, splits={"test": SimpleNamespace(sentences=sentences)}))
+
+    def context(labels, sentences):
+        return SimpleNamespace(
+            datamodule=SimpleNamespace(labels=labels, splits={"test": SimpleNamespace(sentences=sentences)}))
+
     assert "no PER type" in probe.skip_reason(context(["O", "B-LOC", "I-LOC"], SENTENCES))
     assert "no test sentence has a PER" in probe.skip_reason(context(["O", "B-PER", "I-PER"], SENTENCES[2:3]))
     assert probe.skip_reason(context(["O", "B-PER", "I-PER"], SENTENCES)) is None

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
-from ftaudit.tasks.ner.data import NERDataModule
 from ftaudit.models.loading import load_classifier, load_tokenizer
 from ftaudit.probes.base import ProbeContext, run_probes
 from ftaudit.probes.fairness import build_fairness_probes
-from ftaudit.tasks.ner import NERTask
-from ftaudit.tasks.ner.fairness import GROUP_TABLE, RECALL_CHART
 from ftaudit.run import train
+from ftaudit.tasks.ner import NERTask
+from ftaudit.tasks.ner.data import NERDataModule
+from ftaudit.tasks.ner.fairness import GROUP_TABLE, RECALL_CHART
 from tests.conftest import TINY_RUN, compose_config
 from tests.tasks.ner.test_fairness import NAMES
 
@@ -28,6 +29,7 @@ def fairness_run_overrides(tmp_path) -> list[str]:
             "probes.fairness.resamples=200"]
 
 
+@pytest.mark.slow
 def test_tiny_run_records_fairness_metrics_table_and_chart(tmp_path):
     run_dir = tmp_path / "run"
     train(compose_config(*fairness_run_overrides(tmp_path)), run_dir)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
-from typing import Callable
 
 import numpy as np
 
