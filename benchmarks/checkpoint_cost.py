@@ -33,17 +33,36 @@ def measure(method: str, train_samples: int, folder: Path) -> dict:
 
     EpochCheckpoint.on_train_epoch_end = timed
     try:
-        metrics = train(compose([f"method={method}", f"data.max_train_samples={train_samples}",
-                                 "data.max_eval_samples=200", "trainer.max_epochs=1", "trainer.progress_bar=false",
-                                 "logger=none", "probes.degradation=[]", "probes.fairness.enabled=false"]), folder)
+        metrics = train(
+            compose(
+                [
+                    f"method={method}",
+                    f"data.max_train_samples={train_samples}",
+                    "data.max_eval_samples=200",
+                    "trainer.max_epochs=1",
+                    "trainer.progress_bar=false",
+                    "logger=none",
+                    "probes.degradation=[]",
+                    "probes.fairness.enabled=false",
+                ]
+            ),
+            folder,
+        )
     finally:
         EpochCheckpoint.on_train_epoch_end = original
-    (seconds, checkpoint_bytes), = saves
+    ((seconds, checkpoint_bytes),) = saves
     epoch_seconds = FULL_EPOCH_TOKENS / metrics["resource/train_tokens_per_second"]
     saved = json.loads((folder / "env.json").read_text())["saved_model"]["model"]
-    return {"method": method, "saved_mb": saved["bytes"] / 1e6, "saved_form": saved["form"],
-            "checkpoint_mb": checkpoint_bytes / 1e6, "checkpoint_s": seconds, "full_epoch_s": epoch_seconds,
-            "overhead": seconds / epoch_seconds, "test_f1": metrics["task/test_f1"]}
+    return {
+        "method": method,
+        "saved_mb": saved["bytes"] / 1e6,
+        "saved_form": saved["form"],
+        "checkpoint_mb": checkpoint_bytes / 1e6,
+        "checkpoint_s": seconds,
+        "full_epoch_s": epoch_seconds,
+        "overhead": seconds / epoch_seconds,
+        "test_f1": metrics["task/test_f1"],
+    }
 
 
 def main() -> None:
@@ -58,8 +77,10 @@ def main() -> None:
     print("| method | saved model/ | form | epoch checkpoint | its save | full-data epoch (est.) | overhead |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['method']} | {row['saved_mb']:.2f} MB | {row['saved_form']} | {row['checkpoint_mb']:.1f} MB | "
-              f"{row['checkpoint_s']:.2f} s | {row['full_epoch_s']:.0f} s | {row['overhead']:.2%} |")
+        print(
+            f"| {row['method']} | {row['saved_mb']:.2f} MB | {row['saved_form']} | {row['checkpoint_mb']:.1f} MB | "
+            f"{row['checkpoint_s']:.2f} s | {row['full_epoch_s']:.0f} s | {row['overhead']:.2%} |"
+        )
 
 
 if __name__ == "__main__":

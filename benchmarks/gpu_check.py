@@ -46,7 +46,11 @@ def synthetic_conll(folder: Path, sentences: int, tokenizer) -> None:
     median 10, fitted to the real split: log mean 2.32, sd 0.90, at most 113) and valid IOB2 tags."""
     rng = np.random.default_rng(0)
     words = [w for w in tokenizer.get_vocab() if w.isalpha() and w.isascii()]
-    for name, count in (("train.txt", sentences), ("valid.txt", max(1, sentences // 20)), ("test.txt", max(1, sentences // 20))):
+    for name, count in (
+        ("train.txt", sentences),
+        ("valid.txt", max(1, sentences // 20)),
+        ("test.txt", max(1, sentences // 20)),
+    ):
         lines = []
         for length in np.clip(np.round(np.exp(rng.normal(2.32, 0.90, count))), 1, 113).astype(int):
             tag = "O"
@@ -62,19 +66,37 @@ def synthetic_conll(folder: Path, sentences: int, tokenizer) -> None:
 
 def run_ftaudit(out: Path, data: Path, name: str, smoke: bool, clip: float, peak: float) -> dict:
     sizes = SMOKE if smoke else BERT_BASE  # model=tiny: a random-init BERT from MiniLM's config, here at these sizes
-    command = [sys.executable, str(REPO / "train.py"), "model=tiny", *(f"model.random_init.{k}={v}" for k, v in sizes.items()),
-               f"optimizer.lr={HYPER['lr']}", f"data.batch_size={HYPER['batch_size']}", f"seed={HYPER['seed']}",
-               f"data.dir={data}", "data.tag_scheme=iob2", "trainer.max_epochs=1", f"trainer.gradient_clip_val={clip}",
-               "probes.degradation=[]", "probes.fairness.enabled=false", "logger=none", "trainer.progress_bar=false",
-               "hardware.track_energy=false", f"hardware.peak_tflops={peak}", f"hydra.run.dir={out / name}",
-               *(["hardware=cpu", "hardware.precision=bf16-mixed"] if smoke else ["hardware=auto"])]
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "model=tiny",
+        *(f"model.random_init.{k}={v}" for k, v in sizes.items()),
+        f"optimizer.lr={HYPER['lr']}",
+        f"data.batch_size={HYPER['batch_size']}",
+        f"seed={HYPER['seed']}",
+        f"data.dir={data}",
+        "data.tag_scheme=iob2",
+        "trainer.max_epochs=1",
+        f"trainer.gradient_clip_val={clip}",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=false",
+        "logger=none",
+        "trainer.progress_bar=false",
+        "hardware.track_energy=false",
+        f"hardware.peak_tflops={peak}",
+        f"hydra.run.dir={out / name}",
+        *(["hardware=cpu", "hardware.precision=bf16-mixed"] if smoke else ["hardware=auto"]),
+    ]
     run_logged(command, out / f"{name}.log")
     metrics = json.loads((out / name / "metrics.json").read_text())
     fused = OmegaConf.load(out / name / "config.yaml").optimizer.fused  # the setting; (a) above says when it is off
-    return {"train_seconds": metrics["resource/train_seconds"], "tokens": metrics["resource/train_tokens"],
-            "non_embedding_params": metrics["resource/params_non_embedding"],
-            "optimizer": f"AdamW, optimizer.fused={str(fused).lower()}, clipping {clip}",
-            "device": json.loads((out / name / "env.json").read_text())["device"]}
+    return {
+        "train_seconds": metrics["resource/train_seconds"],
+        "tokens": metrics["resource/train_tokens"],
+        "non_embedding_params": metrics["resource/params_non_embedding"],
+        "optimizer": f"AdamW, optimizer.fused={str(fused).lower()}, clipping {clip}",
+        "device": json.loads((out / name / "env.json").read_text())["device"],
+    }
 
 
 def run_trainer(out: Path, data: Path, name: str, smoke: bool, clip: float) -> None:
@@ -111,25 +133,48 @@ def run_trainer(out: Path, data: Path, name: str, smoke: bool, clip: float) -> N
     set_seed(HYPER["seed"])
     model = BertForTokenClassification(BertConfig(num_labels=len(labels), **(SMOKE if smoke else {})))
     args = TrainingArguments(
-        output_dir=str(out / name), learning_rate=HYPER["lr"], seed=HYPER["seed"], num_train_epochs=1,
-        per_device_train_batch_size=HYPER["batch_size"], train_sampling_strategy="group_by_length", bf16=True,
-        optim="adamw_torch_fused", max_grad_norm=clip, use_cpu=smoke, report_to="none", save_strategy="no",
-        disable_tqdm=True, dataloader_pin_memory=not smoke,
+        output_dir=str(out / name),
+        learning_rate=HYPER["lr"],
+        seed=HYPER["seed"],
+        num_train_epochs=1,
+        per_device_train_batch_size=HYPER["batch_size"],
+        train_sampling_strategy="group_by_length",
+        bf16=True,
+        optim="adamw_torch_fused",
+        max_grad_norm=clip,
+        use_cpu=smoke,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_pin_memory=not smoke,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
-                      data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8),
+    )
     seconds = trainer.train().metrics["train_runtime"]
-    (out / f"{name}.json").write_text(json.dumps({
-        "train_seconds": seconds, "tokens": sum(len(row["input_ids"]) for row in rows),
-        "non_embedding_params": parameter_counts(model)["resource/params_non_embedding"],
-        "optimizer": f"{args.optim.value}, clipping {clip}", "device": str(model.device) + " (bf16=True)",
-    }))
+    (out / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "train_seconds": seconds,
+                "tokens": sum(len(row["input_ids"]) for row in rows),
+                "non_embedding_params": parameter_counts(model)["resource/params_non_embedding"],
+                "optimizer": f"{args.optim.value}, clipping {clip}",
+                "device": str(model.device) + " (bf16=True)",
+            }
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="on the CPU, a 2-layer model and 300 sentences")
-    parser.add_argument("--sentences", type=int, default=14041, help="synthetic training sentences (CoNLL-2003's count)")
+    parser.add_argument(
+        "--sentences", type=int, default=14041, help="synthetic training sentences (CoNLL-2003's count)"
+    )
     parser.add_argument("--trainer-run", help=argparse.SUPPRESS)  # one Trainer run, in a child process
     parser.add_argument("--clip", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -150,19 +195,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         (out / "data").mkdir()
-        synthetic_conll(out / "data", 300 if args.smoke else args.sentences, AutoTokenizer.from_pretrained(resolve_source(TOKENIZER)))
+        synthetic_conll(
+            out / "data",
+            300 if args.smoke else args.sentences,
+            AutoTokenizer.from_pretrained(resolve_source(TOKENIZER)),
+        )
 
         def trainer_run(name: str, clip: float):
             def run():
-                run_logged([sys.executable, __file__, "--trainer-run", name, "--clip", str(clip), "--out", str(out),
-                            *(["--smoke"] if args.smoke else [])], out / f"{name}.log")
+                run_logged(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--trainer-run",
+                        name,
+                        "--clip",
+                        str(clip),
+                        "--out",
+                        str(out),
+                        *(["--smoke"] if args.smoke else []),
+                    ],
+                    out / f"{name}.log",
+                )
                 return json.loads((out / f"{name}.json").read_text())
+
             return run
 
-        runs = {"(a) ftaudit, clipping 1.0": lambda: run_ftaudit(out, out / "data", "ftaudit-clip", args.smoke, 1.0, peak),
-                "(b) ftaudit, no clipping": lambda: run_ftaudit(out, out / "data", "ftaudit", args.smoke, 0.0, peak),
-                "(c) Trainer, clipping 1.0": trainer_run("trainer-clip", 1.0),
-                "(d) Trainer, no clipping": trainer_run("trainer", 0.0)}
+        runs = {
+            "(a) ftaudit, clipping 1.0": lambda: run_ftaudit(out, out / "data", "ftaudit-clip", args.smoke, 1.0, peak),
+            "(b) ftaudit, no clipping": lambda: run_ftaudit(out, out / "data", "ftaudit", args.smoke, 0.0, peak),
+            "(c) Trainer, clipping 1.0": trainer_run("trainer-clip", 1.0),
+            "(d) Trainer, no clipping": trainer_run("trainer", 0.0),
+        }
         results = {}
         for name, run in runs.items():
             results[name] = timed(run)
@@ -171,7 +235,9 @@ def main() -> None:
     for name, r in results.items():
         r["tokens_per_second"] = r["tokens"] / r["train_seconds"]
         mfu = 6 * r["non_embedding_params"] * r["tokens_per_second"] / (peak * 1e12)
-        print(f"{name:28s} {r['tokens_per_second']:9.0f} {r['train_seconds']:8.1f} {mfu:6.1%}  {r['device']}, {r['optimizer']}")
+        print(
+            f"{name:28s} {r['tokens_per_second']:9.0f} {r['train_seconds']:8.1f} {mfu:6.1%}  {r['device']}, {r['optimizer']}"
+        )
     rates = [r["tokens_per_second"] for r in results.values()]
     print(f"throughput (a)/(c): {rates[0] / rates[2]:.2f}x; (b)/(d): {rates[1] / rates[3]:.2f}x")
 

@@ -27,13 +27,28 @@ from ftaudit.config import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP, STEPS = 5, 20
-RUN = ["model=minilm", "optimizer.lr=5e-5", "data.max_train_samples=800", "data.max_eval_samples=50", "trainer.max_epochs=1",
-       "probes.degradation=[]", "probes.fairness.enabled=false", "logger=none", "trainer.progress_bar=false",
-       "hardware.track_energy=false"]
+RUN = [
+    "model=minilm",
+    "optimizer.lr=5e-5",
+    "data.max_train_samples=800",
+    "data.max_eval_samples=50",
+    "trainer.max_epochs=1",
+    "probes.degradation=[]",
+    "probes.fairness.enabled=false",
+    "logger=none",
+    "trainer.progress_bar=false",
+    "hardware.track_energy=false",
+]
 KINDS = {  # operator name -> kind of work; the rest is "other"
     "matmul (linear layers)": ("aten::mm", "aten::addmm", "aten::linear", "aten::matmul"),
-    "attention": ("aten::bmm", "aten::_softmax", "aten::_softmax_backward_data", "aten::baddbmm",
-                  "aten::_scaled_dot_product", "aten::scaled_dot_product"),
+    "attention": (
+        "aten::bmm",
+        "aten::_softmax",
+        "aten::_softmax_backward_data",
+        "aten::baddbmm",
+        "aten::_scaled_dot_product",
+        "aten::scaled_dot_product",
+    ),
     "dropout": ("aten::bernoulli_", "aten::native_dropout", "aten::dropout"),
     "optimiser": ("aten::_fused_adamw_", "Optimizer.", "aten::_foreach"),
     "embeddings (grad)": ("aten::embedding_dense_backward", "aten::index_add_", "aten::embedding_backward"),
@@ -99,19 +114,25 @@ def report(profiler: StepProfiler) -> None:
     matmul_seconds = by_kind["matmul (linear layers)"]
     dtype = precision_dtype(profiler.precision)
     peak = matmul_tflops(dtype)
-    print(f"\n{STEPS} training steps (forward, backward, optimiser step): {profiler.seconds:.2f} s wall, "
-          f"{1000 * profiler.seconds / STEPS:.0f} ms/step, {profiler.tokens / profiler.seconds:.0f} non-pad tokens/s, "
-          f"{torch.get_num_threads()} threads; profiler CPU time {total:.2f} s (summed over threads' operators)")
-    print(f"after backward (gradient clipping, optimiser update, lr schedule; wall): {1000 * profiler.update_seconds / STEPS:.0f} "
-          f"ms/step, {profiler.update_seconds / profiler.seconds:.1%} of the step")
+    print(
+        f"\n{STEPS} training steps (forward, backward, optimiser step): {profiler.seconds:.2f} s wall, "
+        f"{1000 * profiler.seconds / STEPS:.0f} ms/step, {profiler.tokens / profiler.seconds:.0f} non-pad tokens/s, "
+        f"{torch.get_num_threads()} threads; profiler CPU time {total:.2f} s (summed over threads' operators)"
+    )
+    print(
+        f"after backward (gradient clipping, optimiser update, lr schedule; wall): {1000 * profiler.update_seconds / STEPS:.0f} "
+        f"ms/step, {profiler.update_seconds / profiler.seconds:.1%} of the step"
+    )
     print(f"{'kind of work':28s} {'share':>7s} {'seconds':>8s}")
     for kind, seconds in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"{kind:28s} {seconds / total:7.1%} {seconds:8.2f}")
     print("top operators:")
     for name, seconds in sorted(by_op.items(), key=lambda item: -item[1])[:12]:
         print(f"  {name:50s} {seconds / total:7.1%}")
-    print(f"linear-layer matmuls: {flops / 1e12:.3f} TFLOP in {matmul_seconds:.2f} s = {flops / matmul_seconds / 1e12:.3f} "
-          f"TFLOP/s; this machine's {dtype} matmul peak now: {peak:.3f} TFLOP/s (large square matrices)")
+    print(
+        f"linear-layer matmuls: {flops / 1e12:.3f} TFLOP in {matmul_seconds:.2f} s = {flops / matmul_seconds / 1e12:.3f} "
+        f"TFLOP/s; this machine's {dtype} matmul peak now: {peak:.3f} TFLOP/s (large square matrices)"
+    )
 
 
 def main() -> None:

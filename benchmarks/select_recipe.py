@@ -48,12 +48,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, nargs="+", default=[32])
     parser.add_argument("--epochs", type=int, nargs="+", default=[3])
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--overrides", nargs="*", default=[], help="more run overrides, e.g. data.max_train_samples=500")
-    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" /
-                        f"select_recipe-{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="more run overrides, e.g. data.max_train_samples=500"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "outputs" / "benchmarks" / f"select_recipe-{datetime.now():%Y-%m-%d_%H-%M-%S}",
+    )
     args = parser.parse_args()
-    base = [f"model={args.model}", f"seed={args.seed}", "probes.degradation=[]", "probes.fairness.enabled=false",
-            "logger=none", "trainer.progress_bar=false", *args.overrides]
+    base = [
+        f"model={args.model}",
+        f"seed={args.seed}",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=false",
+        "logger=none",
+        "trainer.progress_bar=false",
+        *args.overrides,
+    ]
     results = []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for lr, batch_size, epochs in itertools.product(args.lr, args.batch_size, args.epochs):
@@ -64,13 +76,24 @@ def main() -> None:
                 score = f"val_{task.headline}"
                 curve, started = ValidationCurve(task.monitor), time.perf_counter()
                 metrics = train(cfg, run_dir, callbacks=[curve])
-            results.append({"lr": lr, "batch_size": batch_size, "epochs": epochs, f"{score}_per_epoch": curve.values,
-                            score: round(metrics[f"task/{score}"], 4), "seconds": round(time.perf_counter() - started, 1),
-                            "run_dir": str(run_dir)})
+            results.append(
+                {
+                    "lr": lr,
+                    "batch_size": batch_size,
+                    "epochs": epochs,
+                    f"{score}_per_epoch": curve.values,
+                    score: round(metrics[f"task/{score}"], 4),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "run_dir": str(run_dir),
+                }
+            )
             print(json.dumps(results[-1]), flush=True)
     best = max(results, key=lambda row: row[score])
-    print(f"best by {score}: lr {best['lr']:g}, batch {best['batch_size']}, {best['epochs']} epochs: "
-          f"{score} {best[score]:.4f}", flush=True)
+    print(
+        f"best by {score}: lr {best['lr']:g}, batch {best['batch_size']}, {best['epochs']} epochs: "
+        f"{score} {best[score]:.4f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

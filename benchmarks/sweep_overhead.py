@@ -89,8 +89,10 @@ def storage_round_trips(overrides: list[str], sweep_dir: Path, trials: int):
             trial.set_user_attr("epochs", epoch + 1)
         return 0.5 + trial.number % 7 / 100
 
-    study.optimize(objective, callbacks=[lambda study, trial: fail_dead_trials(study),
-                                         MaxTrialsCallback(trials, states=BUDGET_STATES)])
+    study.optimize(
+        objective,
+        callbacks=[lambda study, trial: fail_dead_trials(study), MaxTrialsCallback(trials, states=BUDGET_STATES)],
+    )
     return settings, study
 
 
@@ -98,10 +100,17 @@ def full_loop(overrides: list[str], sweep_dir: Path):
     settings = sweep_settings(overrides)
     base = train_overrides(overrides)
     study = open_study(settings, sweep_dir, base)
-    objective = Objective(base_overrides=base, space=settings.space, objectives=settings.objectives,
-                          sweep_dir=sweep_dir, prune=settings.prune, monitor=settings.monitor, max_failures=3,
-                          group=settings.study_name,
-                          worker=worker_id())
+    objective = Objective(
+        base_overrides=base,
+        space=settings.space,
+        objectives=settings.objectives,
+        sweep_dir=sweep_dir,
+        prune=settings.prune,
+        monitor=settings.monitor,
+        max_failures=3,
+        group=settings.study_name,
+        worker=worker_id(),
+    )
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # trials compose their config
         run_study(settings, study, objective)
     return study
@@ -116,9 +125,14 @@ def measure_storage(storage: str | None, sweep_dir: Path, trials: int, loop_tria
     write_outputs(study, settings.metrics, list(settings.space), settings.pruning, sweep_dir)
     outputs_s = time.perf_counter() - started
     loop = full_loop([*RUN, "sweep.study_name=full_loop", f"sweep.n_trials={loop_trials}", *extra], sweep_dir)
-    return {"first_ms": per_trial_ms(study, 0, window), "last_ms": per_trial_ms(study, trials - 1 - window, trials - 1),
-            "loop_ms": per_trial_ms(loop, 0, loop_trials - 1), "window": window, "outputs_s": outputs_s,
-            "overrides": overrides}
+    return {
+        "first_ms": per_trial_ms(study, 0, window),
+        "last_ms": per_trial_ms(study, trials - 1 - window, trials - 1),
+        "loop_ms": per_trial_ms(loop, 0, loop_trials - 1),
+        "window": window,
+        "outputs_s": outputs_s,
+        "overrides": overrides,
+    }
 
 
 def worker_start_seconds(overrides: list[str], cwd: Path, repeats: int) -> float:
@@ -126,8 +140,12 @@ def worker_start_seconds(overrides: list[str], cwd: Path, repeats: int) -> float
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, str(REPO / "sweep.py"), *overrides,
-                               f"hydra.run.dir={cwd}"], cwd=cwd, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, str(REPO / "sweep.py"), *overrides, f"hydra.run.dir={cwd}"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+        )
         times.append(time.perf_counter() - started)
         assert done.returncode == 0 and "nothing to run" in (cwd / "sweep.log").read_text(), done.stderr[-2000:]
     return statistics.median(times)
@@ -183,9 +201,11 @@ def base_cache_hit_ms(repeats: int) -> dict:
         cache = BaseResultCache(Path(directory))
         key = {"probe": "bench", "model": "x"}
         cache.get_or_compute("bench", key, lambda: {"score": 0.5})
-        return {"weights_ms": timed(lambda: weights_sha256(state, prefix)),
-                "tokenizer_ms": timed(lambda: tokenizer_sha256(tokenizer)),
-                "read_ms": timed(lambda: cache.get_or_compute("bench", key, lambda: {"score": 0.5}))}
+        return {
+            "weights_ms": timed(lambda: weights_sha256(state, prefix)),
+            "tokenizer_ms": timed(lambda: tokenizer_sha256(tokenizer)),
+            "read_ms": timed(lambda: cache.get_or_compute("bench", key, lambda: {"score": 0.5})),
+        }
 
 
 def main() -> None:
@@ -202,9 +222,12 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"machine: {device_name('cpu')}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; optuna {optuna.__version__}; {args.trials} trials per storage, "
-          f"{EPOCHS} epochs each", flush=True)
+    print(
+        f"machine: {device_name('cpu')}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}; optuna {optuna.__version__}; {args.trials} trials per storage, "
+        f"{EPOCHS} epochs each",
+        flush=True,
+    )
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if args.postgres:
@@ -213,8 +236,11 @@ def main() -> None:
             from tests.postgres_server import throwaway_postgres
 
             postgres = stack.enter_context(throwaway_postgres())
-        storages = {"SQLite (study.db)": None, "journal file": f"journal:{scratch / 'study.journal'}",
-                    "PostgreSQL 15 (loopback)": postgres}
+        storages = {
+            "SQLite (study.db)": None,
+            "journal file": f"journal:{scratch / 'study.journal'}",
+            "PostgreSQL 15 (loopback)": postgres,
+        }
         rows = []
         for index, (name, storage) in enumerate(storages.items()):
             sweep_dir = scratch / f"sweep{index}"
@@ -226,17 +252,23 @@ def main() -> None:
         connections = connections_per_worker(postgres, scratch)
     cache = base_cache_hit_ms(5)
     window = rows[0][1]["window"]
-    print(f"\n| storage | round trips, ms/trial, trials 1-{window} | the same, last {window} of {args.trials} "
-          f"| full loop without training, ms/trial ({args.loop_trials} trials) | outputs of {args.trials} trials, s "
-          "| worker start to exit, s |")
+    print(
+        f"\n| storage | round trips, ms/trial, trials 1-{window} | the same, last {window} of {args.trials} "
+        f"| full loop without training, ms/trial ({args.loop_trials} trials) | outputs of {args.trials} trials, s "
+        "| worker start to exit, s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, result, start_s in rows:
-        print(f"| {name} | {result['first_ms']:.0f} | {result['last_ms']:.0f} | {result['loop_ms']:.0f} "
-              f"| {result['outputs_s']:.1f} | {start_s:.1f} |")
+        print(
+            f"| {name} | {result['first_ms']:.0f} | {result['last_ms']:.0f} | {result['loop_ms']:.0f} "
+            f"| {result['outputs_s']:.1f} | {start_s:.1f} |"
+        )
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     print(f"PostgreSQL connections held by one worker during a trial: {connections}")
-    print(f"base-result cache hit (MiniLM): weights hash {cache['weights_ms']:.0f} ms + tokenizer hash "
-          f"{cache['tokenizer_ms']:.0f} ms + locked read {cache['read_ms']:.1f} ms")
+    print(
+        f"base-result cache hit (MiniLM): weights hash {cache['weights_ms']:.0f} ms + tokenizer hash "
+        f"{cache['tokenizer_ms']:.0f} ms + locked read {cache['read_ms']:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

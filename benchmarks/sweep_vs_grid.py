@@ -35,15 +35,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-samples", type=int, default=1000, help="first N validation (and test) sentences")
     parser.add_argument("--model", default="minilm", help="model config (tiny: a quick check of this script)")
     parser.add_argument("--budget", type=float, default=0.4, help="the sweep's share of the grid's training epochs")
-    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" /
-                        f"sweep_vs_grid-{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "outputs" / "benchmarks" / f"sweep_vs_grid-{datetime.now():%Y-%m-%d_%H-%M-%S}",
+    )
     return parser.parse_args()
 
 
 def run_overrides(args: argparse.Namespace) -> list[str]:
     """What every run shares: the subset, MiniLM, no probes (only validation F1 matters here), no experiment logger."""
-    return [f"model={args.model}", f"data.max_train_samples={args.train_samples}", f"data.max_eval_samples={args.eval_samples}",
-            "probes.degradation=[]", "probes.fairness.enabled=false", "logger=none", "trainer.progress_bar=false"]
+    return [
+        f"model={args.model}",
+        f"data.max_train_samples={args.train_samples}",
+        f"data.max_eval_samples={args.eval_samples}",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=false",
+        "logger=none",
+        "trainer.progress_bar=false",
+    ]
 
 
 def run_grid(base: list[str], out: Path) -> list[dict]:
@@ -64,10 +74,17 @@ def run_sweep_within_budget(base: list[str], out: Path, epoch_budget: float):
     """One more trial at a time (each call resumes the study) while even a full-length trial still fits the budget."""
     from ftaudit.sweep import run_sweep
 
-    search = [f"sweep.space.optimizer.lr.low={min(GRID_LRS)}", f"sweep.space.optimizer.lr.high={max(GRID_LRS)}",
-              f"sweep.space.trainer.max_epochs.low={min(GRID_EPOCHS)}", f"sweep.space.trainer.max_epochs.high={max(GRID_EPOCHS)}",
-              "sweep.study_name=tpe", "sweep.sampler=tpe", "sweep.sampler_options={n_startup_trials:2}",
-              "sweep.pruner=median", "sweep.pruner_options={n_startup_trials:2,n_warmup_steps:0}"]
+    search = [
+        f"sweep.space.optimizer.lr.low={min(GRID_LRS)}",
+        f"sweep.space.optimizer.lr.high={max(GRID_LRS)}",
+        f"sweep.space.trainer.max_epochs.low={min(GRID_EPOCHS)}",
+        f"sweep.space.trainer.max_epochs.high={max(GRID_EPOCHS)}",
+        "sweep.study_name=tpe",
+        "sweep.sampler=tpe",
+        "sweep.sampler_options={n_startup_trials:2}",
+        "sweep.pruner=median",
+        "sweep.pruner_options={n_startup_trials:2,n_warmup_steps:0}",
+    ]
     study, finished = None, 0
     while study is None or epochs_spent(study) + max(GRID_EPOCHS) <= epoch_budget:
         finished += 1
@@ -83,27 +100,38 @@ def epochs_spent(study) -> int:
 def report(grid: list[dict], grid_seconds: float, study, sweep_seconds: float) -> bool:
     grid_epochs, sweep_epochs = sum(row["epochs"] for row in grid), epochs_spent(study)
     best_grid = max(grid, key=lambda row: row["val_f1"])
-    lines = [f"\ngrid: {len(GRID_LRS)} lr x {len(GRID_EPOCHS)} epochs = {len(grid)} runs, {grid_epochs} training epochs, "
-             f"{grid_seconds:.0f} s", "  lr \\ epochs " + "".join(f"{e:>8}" for e in GRID_EPOCHS)]
+    lines = [
+        f"\ngrid: {len(GRID_LRS)} lr x {len(GRID_EPOCHS)} epochs = {len(grid)} runs, {grid_epochs} training epochs, "
+        f"{grid_seconds:.0f} s",
+        "  lr \\ epochs " + "".join(f"{e:>8}" for e in GRID_EPOCHS),
+    ]
     for lr in GRID_LRS:
         lines.append(f"  {lr:<11g} " + "".join(f"{row['val_f1']:8.4f}" for row in grid if row["lr"] == lr))
     lines.append(f"  best: val F1 {best_grid['val_f1']:.4f} (lr={best_grid['lr']:g}, epochs={best_grid['epochs']})")
     states = [trial.state.name.lower() for trial in study.trials]
-    lines += [f"TPE + median pruning: {len(states)} trials ({', '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))}), "
-              f"{sweep_epochs} training epochs, {sweep_seconds:.0f} s",
-              "  trial  state     lr          max_epochs  trained  val F1"]
+    lines += [
+        f"TPE + median pruning: {len(states)} trials ({', '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))}), "
+        f"{sweep_epochs} training epochs, {sweep_seconds:.0f} s",
+        "  trial  state     lr          max_epochs  trained  val F1",
+    ]
     for trial in study.trials:
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
-        lines.append(f"  {trial.number:<6} {trial.state.name:<9} {trial.params['optimizer.lr']:<11.3g} "
-                     f"{trial.params['trainer.max_epochs']:<11} {trial.user_attrs.get('epochs', 0):<8} {value}")
+        lines.append(
+            f"  {trial.number:<6} {trial.state.name:<9} {trial.params['optimizer.lr']:<11.3g} "
+            f"{trial.params['trainer.max_epochs']:<11} {trial.user_attrs.get('epochs', 0):<8} {value}"
+        )
     best = study.best_trial
     f1_ratio, epoch_ratio = study.best_value / best_grid["val_f1"], sweep_epochs / grid_epochs
-    lines.append(f"  best: val F1 {study.best_value:.4f} (lr={best.params['optimizer.lr']:.3g}, "
-                 f"epochs={best.params['trainer.max_epochs']}, trial {best.number})")
+    lines.append(
+        f"  best: val F1 {study.best_value:.4f} (lr={best.params['optimizer.lr']:.3g}, "
+        f"epochs={best.params['trainer.max_epochs']}, trial {best.number})"
+    )
     met = f1_ratio >= F1_TARGET
-    lines.append(f"ratio: best val F1 {100 * f1_ratio:.1f}% of the grid's (target >= {100 * F1_TARGET:.0f}%: "
-                 f"{'met' if met else 'missed'}); training epochs {sweep_epochs}/{grid_epochs} = {100 * epoch_ratio:.1f}% "
-                 f"of the grid's (target <= 40%: {'met' if epoch_ratio <= 0.4 else 'missed'})")
+    lines.append(
+        f"ratio: best val F1 {100 * f1_ratio:.1f}% of the grid's (target >= {100 * F1_TARGET:.0f}%: "
+        f"{'met' if met else 'missed'}); training epochs {sweep_epochs}/{grid_epochs} = {100 * epoch_ratio:.1f}% "
+        f"of the grid's (target <= 40%: {'met' if epoch_ratio <= 0.4 else 'missed'})"
+    )
     print("\n".join(lines), flush=True)
     return met and epoch_ratio <= 0.4
 

@@ -20,15 +20,27 @@ from ftaudit.config import CONFIG_DIR  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_CONLL = REPO / "tests" / "fixtures" / "conll_tiny"
-TINY_RUN = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "trainer.max_epochs=3", "trainer.progress_bar=false",
-            "data.batch_size=4"]
+TINY_RUN = [
+    "model=tiny",
+    f"data.dir={FIXTURE_CONLL}",
+    "trainer.max_epochs=3",
+    "trainer.progress_bar=false",
+    "data.batch_size=4",
+]
 FIXTURE_PHRASEBANK = REPO / "tests" / "fixtures" / "phrasebank_tiny"  # 90 'sentence@label' lines, Latin-1, CRLF
 FIXTURE_TEXT_CSV = REPO / "tests" / "fixtures" / "text_csv_tiny"
 # A sentence label comes from one [CLS] vector: the tiny model learns it only from larger initial weights and a
 # few more epochs (its default 0.02 init left positive and negative apart after 3 epochs in 1 of 4 seeds).
-TINY_CLASSIFICATION_RUN = ["task=classification", "model=tiny", "+model.random_init.initializer_range=0.2",
-                           f"data.dir={FIXTURE_PHRASEBANK}", "trainer.max_epochs=5", "trainer.progress_bar=false",
-                           "data.batch_size=4", "hardware.num_threads=1"]
+TINY_CLASSIFICATION_RUN = [
+    "task=classification",
+    "model=tiny",
+    "+model.random_init.initializer_range=0.2",
+    f"data.dir={FIXTURE_PHRASEBANK}",
+    "trainer.max_epochs=5",
+    "trainer.progress_bar=false",
+    "data.batch_size=4",
+    "hardware.num_threads=1",
+]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -85,8 +97,14 @@ def compose_config(*overrides: str, config_name: str = "train"):
 
 def run_script(*args: str, cwd: Path, env: dict | None = None, script: str = "train.py") -> subprocess.CompletedProcess:
     """Run a top-level script of the repo as a user would, from ``cwd``."""
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 @pytest.fixture

@@ -9,8 +9,14 @@ from ftaudit import compose, train
 from ftaudit.errors import ConfigError
 from tests.conftest import TINY_RUN
 
-QUICK = [*TINY_RUN, "trainer.max_epochs=1", "hardware.num_threads=1", "probes.degradation=[weights]",
-         "probes.fairness.enabled=false", "logger=csv"]
+QUICK = [
+    *TINY_RUN,
+    "trainer.max_epochs=1",
+    "hardware.num_threads=1",
+    "probes.degradation=[weights]",
+    "probes.fairness.enabled=false",
+    "logger=csv",
+]
 
 
 def test_the_package_exports_compose_train_and_audit_only():

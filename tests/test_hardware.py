@@ -49,8 +49,10 @@ def test_thread_count_does_not_depend_on_the_machine_load(monkeypatch, restore_t
     assert torch.get_num_threads() == 3  # an explicit setting wins
 
 
-@pytest.mark.parametrize("flags, expected", [("fpu avx2 fma", False), ("avx2 avx512f avx512_bf16", True),
-                                             ("avx512f amx_tile amx_bf16", True)])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [("fpu avx2 fma", False), ("avx2 avx512f avx512_bf16", True), ("avx512f amx_tile amx_bf16", True)],
+)
 def test_cpu_bf16_read_from_the_cpu_flags(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
@@ -85,9 +87,19 @@ def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
     every inference after the test pass (probes, fairness tagging) runs under the test pass's autocast, and the base
     results are cached for this device and precision, apart from fp32 ones."""
     autocast = AutocastAfterTest()
-    metrics = train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.precision=bf16-mixed",
-                                   "hardware.peak_tflops=0.5", *degradation_overrides(tmp_path, "stsb", "cka"),
-                                   "probes.fairness.enabled=false"), tmp_path / "run", callbacks=[autocast])
+    metrics = train(
+        compose_config(
+            *TINY_RUN,
+            "trainer.max_epochs=1",
+            "hardware=cpu",
+            "hardware.precision=bf16-mixed",
+            "hardware.peak_tflops=0.5",
+            *degradation_overrides(tmp_path, "stsb", "cka"),
+            "probes.fairness.enabled=false",
+        ),
+        tmp_path / "run",
+        callbacks=[autocast],
+    )
     assert 0 <= metrics["task/test_f1"] <= 1 and metrics["resource/mfu"] > 0
     assert json.loads((tmp_path / "run" / "env.json").read_text())["device"] == "cpu (bf16-mixed)"
     assert len(autocast.states) > 4 and all(autocast.states)
@@ -95,8 +107,10 @@ def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
     assert [(key["device"], key["precision"]) for key in keys] == [("cpu", "bf16-mixed")]
 
 
-@pytest.mark.parametrize("accelerator, precision", [("cpu", "32-true"), ("cpu", "bf16-mixed"), ("gpu", "bf16-mixed"),
-                                                    ("gpu", "32-true"), ("gpu", "16-mixed")])
+@pytest.mark.parametrize(
+    "accelerator, precision",
+    [("cpu", "32-true"), ("cpu", "bf16-mixed"), ("gpu", "bf16-mixed"), ("gpu", "32-true"), ("gpu", "16-mixed")],
+)
 def test_attention_choice_per_device_and_precision(accelerator, precision):
     # auto: sdpa wherever it was measured (README: Resources) and transformers' default where it was not (fp16)
     assert hardware.attention_implementation("auto", accelerator, precision) == "sdpa"
@@ -123,8 +137,18 @@ class AttentionSeen(L.Callback):
 @pytest.mark.slow
 def test_run_loads_the_model_with_the_chosen_attention_and_records_it(tmp_path, restore_threads):
     seen = AttentionSeen()  # eager: not transformers' default, so only the setting can have chosen it
-    train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware=cpu", "hardware.attention=eager",
-                         "probes.degradation=[]", "probes.fairness.enabled=false"), tmp_path, callbacks=[seen])
+    train(
+        compose_config(
+            *TINY_RUN,
+            "trainer.max_epochs=1",
+            "hardware=cpu",
+            "hardware.attention=eager",
+            "probes.degradation=[]",
+            "probes.fairness.enabled=false",
+        ),
+        tmp_path,
+        callbacks=[seen],
+    )
     assert seen.implementation == "eager"
     assert json.loads((tmp_path / "env.json").read_text())["attention"] == "eager"
 
@@ -162,7 +186,10 @@ def test_sampler_shards_batches_across_processes(examples):
     lengths = np.random.default_rng(0).integers(1, 40, size=examples)
     whole = list(LengthGroupedBatchSampler(lengths, 8, seed=1))
     shards = [list(LengthGroupedBatchSampler(lengths, 8, seed=1, num_replicas=3, rank=rank)) for rank in range(3)]
-    assert all(len(shard) == len(LengthGroupedBatchSampler(lengths, 8, 1, num_replicas=3)) == len(shards[0]) for shard in shards)
+    assert all(
+        len(shard) == len(LengthGroupedBatchSampler(lengths, 8, 1, num_replicas=3)) == len(shards[0])
+        for shard in shards
+    )
     interleaved = [batch for step in zip(*shards) for batch in step]
     assert interleaved[: len(whole)] == whole  # the same batches, dealt out in turn; the last few repeated to even out
     assert all(batch in whole for batch in interleaved)
@@ -177,8 +204,14 @@ def test_multirun_with_ddp_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_on_cpu_two_processes_one_run_directory(tmp_path):
-    result = run_script(*TINY_RUN, *DDP_ON_CPU, "trainer.max_epochs=1", "probes.degradation=[weights]", "hardware.peak_tflops=0.5",
-                        cwd=tmp_path)
+    result = run_script(
+        *TINY_RUN,
+        *DDP_ON_CPU,
+        "trainer.max_epochs=1",
+        "probes.degradation=[weights]",
+        "hardware.peak_tflops=0.5",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()  # the worker reused rank 0's directory
     assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
@@ -196,15 +229,24 @@ def test_ddp_evaluation_records_what_one_process_records(tmp_path):
     """Each process evaluates every other batch and the outputs are gathered: with weights that do not move
     (lr 1e-30, so batch composition cannot matter), the 2-process record is the 1-process one, every test sentence
     predicted once and in order, both F1s on the whole splits."""
-    frozen = [*TINY_RUN, "trainer.max_epochs=1", "optimizer.lr=1e-30", "probes.degradation=[weights]",
-              "hardware.peak_tflops=0.5", "record.save_model=false"]
+    frozen = [
+        *TINY_RUN,
+        "trainer.max_epochs=1",
+        "optimizer.lr=1e-30",
+        "probes.degradation=[weights]",
+        "hardware.peak_tflops=0.5",
+        "record.save_model=false",
+    ]
     records = {}
     for name, processes in {"one": ["hardware=cpu"], "two": DDP_ON_CPU}.items():
         (tmp_path / name).mkdir()
         result = run_script(*frozen, *processes, cwd=tmp_path / name)
         assert result.returncode == 0, result.stderr[-3000:]
         (run_dir,) = (tmp_path / name / "outputs" / "runs").iterdir()
-        records[name] = (json.loads((run_dir / "metrics.json").read_text()), (run_dir / "predictions" / "test.txt").read_text())
+        records[name] = (
+            json.loads((run_dir / "metrics.json").read_text()),
+            (run_dir / "predictions" / "test.txt").read_text(),
+        )
     (one, one_predictions), (two, two_predictions) = records["one"], records["two"]
     assert two_predictions == one_predictions
     assert set(two) == set(one)
@@ -227,7 +269,10 @@ def test_concurrent_workers_keep_every_cached_peak(tmp_path, monkeypatch):
     monkeypatch.setattr(hardware, "matmul_tflops", slow_benchmark)
     precisions = ["32-true", "bf16-mixed", "16-mixed"] * 2
     with ThreadPoolExecutor(len(precisions)) as pool:
-        list(pool.map(lambda precision: hardware.peak_tflops(SimpleNamespace(peak_tflops=None), "cpu", precision),
-                      precisions))
+        list(
+            pool.map(
+                lambda precision: hardware.peak_tflops(SimpleNamespace(peak_tflops=None), "cpu", precision), precisions
+            )
+        )
     assert sorted(map(str, measured)) == ["torch.bfloat16", "torch.float16", "torch.float32"]
     assert len(json.loads((tmp_path / "peak_tflops.json").read_text())) == 3

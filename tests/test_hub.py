@@ -27,8 +27,12 @@ def test_a_split_is_read_and_recorded_by_id_revision_fingerprint_and_file_hashes
     assert split.column("text") == ["one", "two"] and split.revision and split.fingerprint
     record = split.record()
     assert {key: record[key] for key in ("hub_id", "config", "split", "revision", "fingerprint")} == {
-        "hub_id": str(folder), "config": None, "split": "test", "revision": split.revision,
-        "fingerprint": split.fingerprint}
+        "hub_id": str(folder),
+        "config": None,
+        "split": "test",
+        "revision": split.revision,
+        "fingerprint": split.fingerprint,
+    }
     files = [Path(entry["path"]) for entry in record["files"]]
     assert files and all(path.is_relative_to(hub_cache) for path in files)  # datasets' own cache of what it read
     assert [entry["sha256"] for entry in record["files"]] == [file_sha256(path) for path in files]
@@ -40,7 +44,9 @@ def test_the_run_records_a_hub_split_beside_the_files_it_read_each_once(tmp_path
     local.write_text("x")
     probes = [SimpleNamespace(data_files=[split]), SimpleNamespace(data_files=[split, local])]
     assert data_file_hashes(SimpleNamespace(data_files=[local]), probes) == [
-        {"path": str(local.resolve()), "sha256": file_sha256(local)}, split.record()]
+        {"path": str(local.resolve()), "sha256": file_sha256(local)},
+        split.record(),
+    ]
 
 
 def test_a_missing_split_or_field_is_one_line_naming_what_there_is(tmp_path, hub_cache):
@@ -73,8 +79,10 @@ def test_an_unreachable_hub_is_asked_once_per_process(monkeypatch, hub_cache):
     monkeypatch.setattr(hub, "_unreachable", [])
     with pytest.raises(HubUnavailable, match="^ConnectionError: Couldn't reach 'someone/stsb'"):
         hub_splits("someone/stsb", None, ["test"])
-    with pytest.raises(HubUnavailable, match="^not asked, the hub was out of reach just before: ConnectionError: "
-                                             "Couldn't reach 'someone/stsb'"):
+    with pytest.raises(
+        HubUnavailable,
+        match="^not asked, the hub was out of reach just before: ConnectionError: Couldn't reach 'someone/stsb'",
+    ):
         hub_splits("someone/wikitext", None, ["test"])
     assert calls == ["someone/stsb"]
 
@@ -86,12 +94,24 @@ def test_a_run_given_no_data_reads_the_hub_and_records_each_split(tmp_path, hub_
     conll = write_conll_hub(tmp_path / "conll-hub", fixture_sentences())
     stsb = write_stsb_hub(tmp_path / "stsb-hub")
     run_dir = tmp_path / "run"
-    train(compose_config(*[o for o in TINY_RUN if not o.startswith("data.dir=")], "trainer.max_epochs=1",
-                         f"data.hub_id={conll}", "probes.degradation=[stsb]", "probes.fairness.enabled=false",
-                         "probes.degradation_settings.stsb.dir=null", f"probes.degradation_settings.stsb.hub_id={stsb}"),
-          run_dir)
+    train(
+        compose_config(
+            *[o for o in TINY_RUN if not o.startswith("data.dir=")],
+            "trainer.max_epochs=1",
+            f"data.hub_id={conll}",
+            "probes.degradation=[stsb]",
+            "probes.fairness.enabled=false",
+            "probes.degradation_settings.stsb.dir=null",
+            f"probes.degradation_settings.stsb.hub_id={stsb}",
+        ),
+        run_dir,
+    )
     recorded = json.loads((run_dir / "env.json").read_text())["data_files"]
     assert [(entry["hub_id"], entry["split"]) for entry in recorded] == [
-        (str(conll), "train"), (str(conll), "validation"), (str(conll), "test"), (str(stsb), "test")]
+        (str(conll), "train"),
+        (str(conll), "validation"),
+        (str(conll), "test"),
+        (str(stsb), "test"),
+    ]
     assert all(entry["revision"] and entry["fingerprint"] and entry["files"] for entry in recorded)
     assert "degradation/stsb/drop" in json.loads((run_dir / "metrics.json").read_text())

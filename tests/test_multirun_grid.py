@@ -9,8 +9,16 @@ from tests.conftest import FIXTURE_CONLL, run_script
 
 pytestmark = pytest.mark.slow  # a real grid multirun (subprocess)
 
-GRID_BASE = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "data.max_train_samples=24", "data.max_eval_samples=12",
-             "data.batch_size=8", "trainer.progress_bar=false", "probes.degradation=[]", "logger=csv"]
+GRID_BASE = [
+    "model=tiny",
+    f"data.dir={FIXTURE_CONLL}",
+    "data.max_train_samples=24",
+    "data.max_eval_samples=12",
+    "data.batch_size=8",
+    "trainer.progress_bar=false",
+    "probes.degradation=[]",
+    "logger=csv",
+]
 
 
 def test_grid_multirun_gives_every_job_its_own_run(tmp_path):

@@ -32,7 +32,9 @@ def test_nested_stages_name_their_enclosing_stage_and_an_outcome_joins_the_line(
         with stage("alpha 0.5") as timed:
             timed.outcome = "skipped: no data"
     assert [re.sub(r"\d+\.\d s", "N s", line) for line in caplog.messages] == [
-        "WiSE-FT / alpha 0.5: N s (skipped: no data)", "WiSE-FT: N s"]
+        "WiSE-FT / alpha 0.5: N s (skipped: no data)",
+        "WiSE-FT: N s",
+    ]
 
 
 def test_a_stage_that_fails_logs_nothing_and_leaves_no_enclosing_name(caplog):

@@ -32,11 +32,27 @@ def tiny_run(tmp_path_factory):
 def test_every_resource_key_is_recorded(tiny_run):
     _, metrics, run_dir, _ = tiny_run
     expected = {f"resource/{stage}_seconds" for stage in STAGES} | {
-        "resource/total_seconds", "resource/train_tokens", "resource/train_padded_tokens", "resource/train_samples",
-        "resource/train_tokens_per_second", "resource/train_samples_per_second", "resource/padding_overhead",
-        "resource/peak_rss_mb", "resource/devices", "resource/cpu_threads", "resource/load_average_at_start", "resource/params_total", "resource/params_trainable",
-        "resource/params_non_embedding", "resource/train_flops_estimate", "resource/peak_tflops", "resource/mfu",
-        "resource/energy_kwh", "resource/co2_kg", "resource/energy_is_estimate"}
+        "resource/total_seconds",
+        "resource/train_tokens",
+        "resource/train_padded_tokens",
+        "resource/train_samples",
+        "resource/train_tokens_per_second",
+        "resource/train_samples_per_second",
+        "resource/padding_overhead",
+        "resource/peak_rss_mb",
+        "resource/devices",
+        "resource/cpu_threads",
+        "resource/load_average_at_start",
+        "resource/params_total",
+        "resource/params_trainable",
+        "resource/params_non_embedding",
+        "resource/train_flops_estimate",
+        "resource/peak_tflops",
+        "resource/mfu",
+        "resource/energy_kwh",
+        "resource/co2_kg",
+        "resource/energy_is_estimate",
+    }
     assert expected <= metrics.keys()
     assert json.loads((run_dir / "metrics.json").read_text()).keys() >= expected
     assert "resource/gpu_peak_allocated_mb" not in metrics  # CPU run
@@ -58,10 +74,12 @@ def test_counts_match_the_data_and_the_model(tiny_run):
     assert metrics["resource/train_tokens"] == epochs * datamodule.train_token_count
     assert metrics["resource/train_samples"] == epochs * len(train_split.input_ids)
     assert metrics["resource/padding_overhead"] == pytest.approx(
-        metrics["resource/train_padded_tokens"] / metrics["resource/train_tokens"])
+        metrics["resource/train_padded_tokens"] / metrics["resource/train_tokens"]
+    )
     assert 1.0 <= metrics["resource/padding_overhead"] < 1.5  # length-grouped batches pad little
     assert metrics["resource/train_tokens_per_second"] == pytest.approx(
-        metrics["resource/train_tokens"] / metrics["resource/train_seconds"])
+        metrics["resource/train_tokens"] / metrics["resource/train_seconds"]
+    )
     assert metrics["resource/params_trainable"] == metrics["resource/params_total"]
     assert 0 < metrics["resource/params_non_embedding"] < metrics["resource/params_total"]
     flops = 6 * metrics["resource/params_non_embedding"] * metrics["resource/train_tokens"]
@@ -72,8 +90,11 @@ def test_counts_match_the_data_and_the_model(tiny_run):
 def test_parameter_counts_leave_out_embeddings_and_frozen_weights():
     model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 3))
     model[1].bias.requires_grad_(False)
-    assert parameter_counts(model) == {"resource/params_total": 55.0, "resource/params_non_embedding": 15.0,
-                                       "resource/params_trainable": 52.0}
+    assert parameter_counts(model) == {
+        "resource/params_total": 55.0,
+        "resource/params_non_embedding": 15.0,
+        "resource/params_trainable": 52.0,
+    }
     assert training_flops(15, 100) == 9000
 
 
@@ -98,8 +119,16 @@ def test_train_time_leaves_out_validation_and_checkpoint_saving(monkeypatch):
     after(1, "on_test_start")
     after(4, "on_test_end")
     metrics = meter.metrics()
-    assert (metrics["resource/train_seconds"], metrics["resource/validation_seconds"], metrics["resource/test_seconds"]) == (15, 3, 4)
-    assert (metrics["resource/train_tokens"], metrics["resource/train_padded_tokens"], metrics["resource/train_samples"]) == (16, 20, 4)
+    assert (
+        metrics["resource/train_seconds"],
+        metrics["resource/validation_seconds"],
+        metrics["resource/test_seconds"],
+    ) == (15, 3, 4)
+    assert (
+        metrics["resource/train_tokens"],
+        metrics["resource/train_padded_tokens"],
+        metrics["resource/train_samples"],
+    ) == (16, 20, 4)
     assert "resource/energy_kwh" not in metrics and meter.energy_method.startswith("not tracked")
 
 
@@ -150,7 +179,9 @@ def test_a_resumed_run_adds_what_it_used_before_its_checkpoint(monkeypatch):
 def test_a_run_that_did_not_train_records_no_training_figures():
     meter = ResourceMeter(track_energy=False)
     module = torch.nn.Linear(2, 2)
-    meter.setup(SimpleNamespace(world_size=1, strategy=SimpleNamespace(root_device=torch.device("cpu"))), module, "test")
+    meter.setup(
+        SimpleNamespace(world_size=1, strategy=SimpleNamespace(root_device=torch.device("cpu"))), module, "test"
+    )
     metrics = meter.metrics()
     assert not any(key.startswith("resource/train_") for key in metrics) and "resource/mfu" not in metrics
     assert metrics["resource/params_total"] == 6 and "resource/test_seconds" in metrics

@@ -22,8 +22,15 @@ from ftaudit.run import train
 from tests.conftest import REPO, TINY_RUN, compose_config, run_script
 
 # Two epochs, dropout on (the tiny model's own 0.1), no probes: only training decides these metrics.
-RESUMABLE = [*TINY_RUN, "trainer.max_epochs=2", "hardware.num_threads=1", "probes.degradation=[]",
-             "probes.fairness.enabled=false", "record.save_model=false", "logger=none"]
+RESUMABLE = [
+    *TINY_RUN,
+    "trainer.max_epochs=2",
+    "hardware.num_threads=1",
+    "probes.degradation=[]",
+    "probes.fairness.enabled=false",
+    "record.save_model=false",
+    "logger=none",
+]
 
 
 def task_metrics(run_dir: Path) -> dict[str, float]:
@@ -42,8 +49,12 @@ def uninterrupted(tmp_path_factory) -> Path:
 def killed(tmp_path_factory) -> Path:
     """The same run, SIGKILLed as soon as its first epoch's checkpoint is there (in the second epoch)."""
     run_dir = tmp_path_factory.mktemp("killed") / "run"
-    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), *RESUMABLE, f"hydra.run.dir={run_dir}"],
-                               cwd=run_dir.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *RESUMABLE, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not last_checkpoint(run_dir).is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -71,20 +82,31 @@ def test_a_run_killed_after_its_first_epoch_resumes_to_the_uninterrupted_metrics
 
 @pytest.mark.slow
 def test_a_resume_with_another_config_names_the_keys_that_differ(killed_copy):
-    with pytest.raises(ConfigError, match=r"config differs .* at optimizer.lr \('\$\{model.lr\}' -> 0.1\); seed \(42 -> 3\)"):
+    with pytest.raises(
+        ConfigError, match=r"config differs .* at optimizer.lr \('\$\{model.lr\}' -> 0.1\); seed \(42 -> 3\)"
+    ):
         check_launch("train", [*RESUMABLE, "optimizer.lr=0.1", "seed=3", f"trainer.resume={killed_copy}"], True)
 
 
 @pytest.mark.slow
 def test_a_resume_runs_in_the_folder_it_resumes(killed_copy):
-    assert check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}"], True) == [f"hydra.run.dir={killed_copy}"]
+    assert check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}"], True) == [
+        f"hydra.run.dir={killed_copy}"
+    ]
     with pytest.raises(ConfigError, match="a run resumes in its own folder"):
         check_launch("train", [*RESUMABLE, f"trainer.resume={killed_copy}", "hydra.run.dir=elsewhere"], True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, message", [("finished", "that run finished"), ("no checkpoint", "nothing to resume"),
-                                           ("multirun", "launch it without -m"), ("sweep", "not resumed one by one")])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("finished", "that run finished"),
+        ("no checkpoint", "nothing to resume"),
+        ("multirun", "launch it without -m"),
+        ("sweep", "not resumed one by one"),
+    ],
+)
 def test_what_cannot_be_resumed_is_refused_in_one_line(killed_copy, case, message):
     args, config = [*RESUMABLE, f"trainer.resume={killed_copy}"], "train"
     if case == "finished":
@@ -135,7 +157,8 @@ def test_ctrl_c_keeps_the_last_epoch_to_resume_and_the_resume_continues_batches_
     assert resumed.seen[1][0] == whole.seen[1][0]  # epoch 1's order, not a new sampler's epoch 0
     assert torch.equal(resumed.seen[1][1], whole.seen[1][1])  # dropout draws as in the uninterrupted run
     assert {k: v for k, v in metrics.items() if k.startswith("task/")} == {
-        k: v for k, v in expected.items() if k.startswith("task/")}
+        k: v for k, v in expected.items() if k.startswith("task/")
+    }
     assert metrics["resource/train_tokens"] == expected["resource/train_tokens"]  # both epochs counted
 
 
@@ -149,8 +172,9 @@ def test_the_epoch_checkpoint_is_replaced_whole(tmp_path, monkeypatch):
     """A kill while the checkpoint is written leaves the previous one: it is written beside it and renamed over it."""
     writes = []
     real_replace = os.replace
-    monkeypatch.setattr("ftaudit.resume.os.replace", lambda source, target: writes.append((Path(source).name,
-                                                                                             Path(target).name))
-                        or real_replace(source, target))
+    monkeypatch.setattr(
+        "ftaudit.resume.os.replace",
+        lambda source, target: writes.append((Path(source).name, Path(target).name)) or real_replace(source, target),
+    )
     train(compose_config(*RESUMABLE), tmp_path)
     assert [write for write in writes if "last.ckpt" in write[1]] == [(".last.ckpt.tmp", "last.ckpt")] * 2

@@ -17,8 +17,15 @@ from ftaudit.tasks.module import TaskModule
 from ftaudit.tasks.ner.metrics import entity_scores
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
-REQUIRED_KEYS = {"task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/val_f1",
-                 "resource/train_seconds", "resource/train_tokens_per_second"}
+REQUIRED_KEYS = {
+    "task/test_f1",
+    "task/test_precision",
+    "task/test_recall",
+    "task/test_f1_strict",
+    "task/val_f1",
+    "resource/train_seconds",
+    "resource/train_tokens_per_second",
+}
 
 
 def read_predictions(path: Path) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
@@ -33,7 +40,11 @@ def read_predictions(path: Path) -> tuple[list[list[str]], list[list[str]], list
 
 def fixture_test_tokens() -> list[list[str]]:
     blocks = (FIXTURE_CONLL / "test.txt").read_text().split("\n\n")
-    return [[line.split()[0] for line in block.strip().split("\n")] for block in blocks if block.strip() and "-DOCSTART-" not in block]
+    return [
+        [line.split()[0] for line in block.strip().split("\n")]
+        for block in blocks
+        if block.strip() and "-DOCSTART-" not in block
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +74,49 @@ def test_run_record_is_complete(cli_run):
 
 
 PINNED_NER_KEYS = {  # the NER run's own keys, as before the task interface (plus task/test_ece, which it added)
-    "task/test_f1", "task/test_precision", "task/test_recall", "task/test_f1_strict", "task/test_f1_LOC",
-    "task/test_f1_MISC", "task/test_f1_ORG", "task/test_f1_PER", "task/test_ece", "task/val_f1",
-    "method/adapter_mb", "method/trainable_fraction", "method/trainable_params",
-    *(f"resource/{key}" for key in (
-        "co2_kg", "cpu_threads", "devices", "energy_is_estimate", "energy_kwh", "load_average_at_start", "mfu",
-        "padding_overhead", "params_non_embedding", "params_total", "params_trainable", "peak_rss_mb", "peak_tflops",
-        "probes_seconds", "setup_seconds", "test_seconds", "total_seconds", "train_flops_estimate", "train_padded_tokens",
-        "train_samples", "train_samples_per_second", "train_seconds", "train_tokens", "train_tokens_per_second",
-        "validation_seconds")),
+    "task/test_f1",
+    "task/test_precision",
+    "task/test_recall",
+    "task/test_f1_strict",
+    "task/test_f1_LOC",
+    "task/test_f1_MISC",
+    "task/test_f1_ORG",
+    "task/test_f1_PER",
+    "task/test_ece",
+    "task/val_f1",
+    "method/adapter_mb",
+    "method/trainable_fraction",
+    "method/trainable_params",
+    *(
+        f"resource/{key}"
+        for key in (
+            "co2_kg",
+            "cpu_threads",
+            "devices",
+            "energy_is_estimate",
+            "energy_kwh",
+            "load_average_at_start",
+            "mfu",
+            "padding_overhead",
+            "params_non_embedding",
+            "params_total",
+            "params_trainable",
+            "peak_rss_mb",
+            "peak_tflops",
+            "probes_seconds",
+            "setup_seconds",
+            "test_seconds",
+            "total_seconds",
+            "train_flops_estimate",
+            "train_padded_tokens",
+            "train_samples",
+            "train_samples_per_second",
+            "train_seconds",
+            "train_tokens",
+            "train_tokens_per_second",
+            "validation_seconds",
+        )
+    ),
 }
 
 
@@ -98,7 +143,9 @@ def test_every_metric_declares_its_split_and_direction(cli_run):
 
 @pytest.mark.slow
 def test_env_records_every_data_file_read_with_its_hash(cli_run):
-    files = {Path(entry["path"]): entry["sha256"] for entry in json.loads((cli_run / "env.json").read_text())["data_files"]}
+    files = {
+        Path(entry["path"]): entry["sha256"] for entry in json.loads((cli_run / "env.json").read_text())["data_files"]
+    }
     for name in ("train.txt", "valid.txt", "test.txt"):
         assert files[FIXTURE_CONLL / name] == hashlib.sha256((FIXTURE_CONLL / name).read_bytes()).hexdigest()
 
@@ -114,7 +161,9 @@ def test_predictions_file_reproduces_test_f1(cli_run):
 @pytest.mark.slow
 def test_tiny_model_learns_something(cli_run):
     metrics = json.loads((cli_run / "metrics.json").read_text())
-    assert metrics["task/test_f1"] > 0.5  # loose sanity bound: 3 epochs of a random-init 2-layer model on easy templates
+    assert (
+        metrics["task/test_f1"] > 0.5
+    )  # loose sanity bound: 3 epochs of a random-init 2-layer model on easy templates
 
 
 @pytest.mark.slow
@@ -124,7 +173,9 @@ def test_same_seed_same_result(tmp_path):
     second = train(cfg, tmp_path / "b")
     assert first["task/test_f1"] == second["task/test_f1"]
     assert first["task/val_f1"] == second["task/val_f1"]
-    assert (tmp_path / "a" / "predictions" / "test.txt").read_text() == (tmp_path / "b" / "predictions" / "test.txt").read_text()
+    assert (tmp_path / "a" / "predictions" / "test.txt").read_text() == (
+        tmp_path / "b" / "predictions" / "test.txt"
+    ).read_text()
 
 
 class ModeRecorder(L.Callback):
@@ -179,7 +230,10 @@ def test_multirun_gives_one_directory_per_job(tmp_path):
         (["data.batch_size=abc"], "data.batch_size='abc': must be a valid integer"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be greater than or equal to 1"),
         (["trainer.max_epochs=two"], "trainer.max_epochs='two': must be a valid integer"),
-        (["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5: must be a valid integer, got a number with a fractional part"),
+        (
+            ["trainer.max_epochs=1.5"],
+            "trainer.max_epochs=1.5: must be a valid integer, got a number with a fractional part",
+        ),
         (["seed=-1"], "seed=-1: must be greater than or equal to 0"),
         (["+trainer.max_epoch=2"], "trainer.max_epoch is not an argument of lightning.pytorch.Trainer"),
         (["+trainer.use_distributed_sampler=true"], "trainer.use_distributed_sampler is set by ftaudit"),
@@ -278,8 +332,13 @@ def test_malformed_data_names_file_and_line(tmp_path):
     assert not list(tmp_path.rglob("metrics.json"))
 
 
-@pytest.mark.parametrize("override, message", [("trainer.max_epoch=2", "Could not override 'trainer.max_epoch'"),
-                                               ("model=nonexistent", "Could not find 'model/nonexistent'")])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_epoch=2", "Could not override 'trainer.max_epoch'"),
+        ("model=nonexistent", "Could not find 'model/nonexistent'"),
+    ],
+)
 def test_hydra_rejects_unknown_options_in_one_line(tmp_path, override, message):
     result = run_script(*TINY_RUN, override, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
@@ -289,20 +348,38 @@ def test_hydra_rejects_unknown_options_in_one_line(tmp_path, override, message):
 
 @pytest.mark.slow
 def test_real_minilm_on_conll_subset(tmp_path, real_conll_dir):
-    cfg = compose_config(f"data.dir={real_conll_dir}", "data.max_train_samples=600", "data.max_eval_samples=200",
-                         "trainer.max_epochs=1", "trainer.progress_bar=false", "optimizer.lr=2e-4", "probes.degradation=[]",
-                         "probes.fairness.enabled=false")
+    cfg = compose_config(
+        f"data.dir={real_conll_dir}",
+        "data.max_train_samples=600",
+        "data.max_eval_samples=200",
+        "trainer.max_epochs=1",
+        "trainer.progress_bar=false",
+        "optimizer.lr=2e-4",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=false",
+    )
     metrics = train(cfg, tmp_path)
     assert 0.3 < metrics["task/test_f1"] <= 1.0  # loose: pretrained MiniLM learns CoNLL entities fast
 
 
-@pytest.mark.parametrize("batches, overrides, processes, steps", [
-    (10, {}, 1, 30), (10, {}, 2, 15), (11, {}, 2, 18), (10, {"accumulate_grad_batches": 4}, 1, 9),
-    (10, {"limit_train_batches": 4}, 1, 12), (10, {"limit_train_batches": 0.5}, 1, 15), (10, {"max_steps": 7}, 1, 7)])
+@pytest.mark.parametrize(
+    "batches, overrides, processes, steps",
+    [
+        (10, {}, 1, 30),
+        (10, {}, 2, 15),
+        (11, {}, 2, 18),
+        (10, {"accumulate_grad_batches": 4}, 1, 9),
+        (10, {"limit_train_batches": 4}, 1, 12),
+        (10, {"limit_train_batches": 0.5}, 1, 15),
+        (10, {"max_steps": 7}, 1, 7),
+    ],
+)
 def test_optimizer_steps_are_the_real_ones_whatever_the_processes(batches, overrides, processes, steps):
     """AdaLoRA's rank schedule spans these: under DDP each process takes every processes-th batch, so N processes
     take N times fewer steps (it used to be computed for one process)."""
-    trainer = compose_config("trainer.max_epochs=3", *(f"trainer.{key}={value}" for key, value in overrides.items())).trainer
+    trainer = compose_config(
+        "trainer.max_epochs=3", *(f"trainer.{key}={value}" for key, value in overrides.items())
+    ).trainer
     assert optimizer_steps(batches, trainer, processes) == steps
 
 
@@ -325,7 +402,10 @@ def test_overfitting_takes_the_same_batches_every_epoch(tmp_path):
     sampler = SimpleNamespace(set_epoch=lambda epoch: epochs.append(epoch))
     epochs = []
     for overfit_batches, epoch in ((3, 5), (0, 5)):
-        trainer = SimpleNamespace(overfit_batches=overfit_batches, current_epoch=epoch,
-                                  train_dataloader=SimpleNamespace(batch_sampler=sampler))
+        trainer = SimpleNamespace(
+            overfit_batches=overfit_batches,
+            current_epoch=epoch,
+            train_dataloader=SimpleNamespace(batch_sampler=sampler),
+        )
         TaskModule.on_train_epoch_start(SimpleNamespace(trainer=trainer, current_epoch=epoch))
     assert epochs == [0, 5]

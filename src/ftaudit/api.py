@@ -1,7 +1,7 @@
 """The Python API: compose a config as the command line would, then train or audit with it, in a notebook too.
 
-    from ftaudit import audit, compose, train
-    metrics = train(compose(["model=minilm", "data.max_train_samples=500"]))
+from ftaudit import audit, compose, train
+metrics = train(compose(["model=minilm", "data.max_train_samples=500"]))
 """
 
 from __future__ import annotations

@@ -41,8 +41,10 @@ def check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise ConfigError(f"cannot write the run record under {folder}: {err.strerror or err}; choose a writable "
-                          "folder with hydra.run.dir=... (or run from another directory)") from None
+        raise ConfigError(
+            f"cannot write the run record under {folder}: {err.strerror or err}; choose a writable "
+            "folder with hydra.run.dir=... (or run from another directory)"
+        ) from None
 
 
 def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> list[str]:
@@ -62,7 +64,9 @@ def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> list
     try:
         with initialize_config_module("ftaudit.conf", version_base="1.3"):
             if multirun:  # sweeps in the overrides (seed=1,2) do not compose as one config
-                folder = Path(next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")), "outputs"))
+                folder = Path(
+                    next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")), "outputs")
+                )
             else:
                 cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
                 multirun = cfg.hydra.mode == RunMode.MULTIRUN  # an experiment may set it (experiment=methods)
@@ -72,14 +76,18 @@ def check_launch(config_name: str, args: list[str], fresh_run_dir: bool) -> list
     finally:
         GlobalHydra.instance().clear()
     if any(override.startswith("trainer.resume=") for override in overrides) and (multirun or config_name != "train"):
-        raise ConfigError("trainer.resume resumes one python train.py run: launch it without -m (a sweep continues "
-                          "by running its command again; its trials are not resumed one by one)")
+        raise ConfigError(
+            "trainer.resume resumes one python train.py run: launch it without -m (a sweep continues "
+            "by running its command again; its trials are not resumed one by one)"
+        )
     if not multirun and OmegaConf.select(cfg, "trainer.resume"):
         return resume_launch(cfg, overrides)
     done = finished_runs(folder) if fresh_run_dir else []
     if done:
-        raise ConfigError(f"{folder} already holds a finished run ({done[0] / 'metrics.json'}); runs never mix into "
-                          "another's folder: choose a new hydra.run.dir (or hydra.sweep.dir)")
+        raise ConfigError(
+            f"{folder} already holds a finished run ({done[0] / 'metrics.json'}); runs never mix into "
+            "another's folder: choose a new hydra.run.dir (or hydra.sweep.dir)"
+        )
     check_writable(folder if folder.exists() else folder.parent)
     return []
 
@@ -92,8 +100,10 @@ def resume_launch(cfg: DictConfig, overrides: list[str]) -> list[str]:
     folder = Path(cfg.trainer.resume).expanduser()
     given_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")), None)
     if given_dir is not None and Path(given_dir).resolve() != folder.resolve():
-        raise ConfigError(f"trainer.resume={folder} and hydra.run.dir={given_dir}: a run resumes in its own folder; "
-                          "drop hydra.run.dir")
+        raise ConfigError(
+            f"trainer.resume={folder} and hydra.run.dir={given_dir}: a run resumes in its own folder; "
+            "drop hydra.run.dir"
+        )
     check_resumable(cfg, folder)
     check_writable(folder)
     return [f"hydra.run.dir={format_value(str(folder))}"]
@@ -177,8 +187,10 @@ def report_cli() -> None:
 
 
 COMMANDS = {"train": train_cli, "sweep": sweep_cli, "audit": audit_cli, "report": report_cli}
-USAGE = (f"usage: ftaudit {{{','.join(COMMANDS)}}} ARGS...  (train, sweep and audit take Hydra overrides, "
-         "e.g. ftaudit train model=minilm; ftaudit COMMAND --help)")
+USAGE = (
+    f"usage: ftaudit {{{','.join(COMMANDS)}}} ARGS...  (train, sweep and audit take Hydra overrides, "
+    "e.g. ftaudit train model=minilm; ftaudit COMMAND --help)"
+)
 
 
 def main() -> None:

@@ -110,10 +110,15 @@ class AuditSettings(Settings):
 
 
 # Trainer arguments ftaudit sets itself: the run's callbacks, loggers and folder, and its own batch samplers.
-SET_BY_FTAUDIT = {"callbacks": "the run's callbacks", "logger": "logger=...", "default_root_dir": "hydra.run.dir",
-                  "enable_checkpointing": "trainer.checkpoint", "enable_progress_bar": "trainer.progress_bar",
-                  "use_distributed_sampler": "the length-grouped sampler, which shards batches itself",
-                  "enable_model_summary": "quiet logs"}
+SET_BY_FTAUDIT = {
+    "callbacks": "the run's callbacks",
+    "logger": "logger=...",
+    "default_root_dir": "hydra.run.dir",
+    "enable_checkpointing": "trainer.checkpoint",
+    "enable_progress_bar": "trainer.progress_bar",
+    "use_distributed_sampler": "the length-grouped sampler, which shards batches itself",
+    "enable_model_summary": "quiet logs",
+}
 FTAUDIT_TRAINER_KEYS = {"_target_", "checkpoint", "keep_checkpoint", "progress_bar", "resume"}
 
 
@@ -143,8 +148,10 @@ def trainer_problems(trainer: DictConfig) -> list[str]:
         if key in SET_BY_FTAUDIT:
             problems.append(f"trainer.{key} is set by ftaudit ({SET_BY_FTAUDIT[key]}); remove it")
         elif key not in arguments and key not in FTAUDIT_TRAINER_KEYS:
-            problems.append(f"trainer.{key} is not an argument of lightning.pytorch.Trainer (nor one of ftaudit's: "
-                            f"{', '.join(sorted(FTAUDIT_TRAINER_KEYS - {'_target_'}))})")
+            problems.append(
+                f"trainer.{key} is not an argument of lightning.pytorch.Trainer (nor one of ftaudit's: "
+                f"{', '.join(sorted(FTAUDIT_TRAINER_KEYS - {'_target_'}))})"
+            )
     return problems
 
 
@@ -152,11 +159,12 @@ def check_config(cfg: DictConfig, schema: type[BaseModel] = RunSettings) -> None
     """Every type and range problem of the run config (an audit's: ``AuditSettings``), in one ``ConfigError``."""
     sections = ("seed", *schema.model_fields.keys() - {"seed"})
     try:
-        values = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-                  for key in sections}
+        values = {
+            key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+            for key in sections
+        }
     except Exception as err:  # an interpolation that does not resolve, e.g. ${model.lr} after model.lr was removed
         raise ConfigError(f"the config does not resolve: {str(err).splitlines()[0]}") from None
     problems = validate(values, schema) + trainer_problems(cfg.trainer)
     if problems:
         raise ConfigError("; ".join(problems))
-

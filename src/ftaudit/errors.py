@@ -34,8 +34,9 @@ class Interrupted(KeyboardInterrupt):
 
 def write_error(err: OSError, path) -> UserError:
     """A fixable ``OSError`` while writing ``path`` as one line."""
-    return UserError(f"cannot write {path}: {err.strerror or err}; free disk space or choose a writable folder "
-                     "(hydra.run.dir=...)")
+    return UserError(
+        f"cannot write {path}: {err.strerror or err}; free disk space or choose a writable folder (hydra.run.dir=...)"
+    )
 
 
 def exit_on_user_error(fn: F) -> F:

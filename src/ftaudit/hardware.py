@@ -25,10 +25,14 @@ def configure_hardware(run_cfg) -> dict:
     has_gpu = torch.cuda.is_available()
     accelerator = trainer.accelerator if trainer.accelerator != "auto" else ("gpu" if has_gpu else "cpu")
     if accelerator == "gpu" and not has_gpu:
-        raise ConfigError("hardware.accelerator=gpu but no CUDA GPU is visible; use hardware=cpu or hardware=auto "
-                          "(DDP on CPU: hardware=ddp hardware.accelerator=cpu)")
+        raise ConfigError(
+            "hardware.accelerator=gpu but no CUDA GPU is visible; use hardware=cpu or hardware=auto "
+            "(DDP on CPU: hardware=ddp hardware.accelerator=cpu)"
+        )
     if str(trainer.strategy).startswith("fsdp") and accelerator != "gpu":
-        raise ConfigError("hardware.strategy=fsdp runs on GPUs only (Lightning's FSDP needs CUDA); on CPU use hardware=ddp")
+        raise ConfigError(
+            "hardware.strategy=fsdp runs on GPUs only (Lightning's FSDP needs CUDA); on CPU use hardware=ddp"
+        )
     precision = str(trainer.precision)
     if precision == "auto":
         # bf16 only where the hardware has it: on a CPU without it (AVX2) bf16 matmuls are ~100x slower than fp32.
@@ -38,7 +42,12 @@ def configure_hardware(run_cfg) -> dict:
         torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left
     else:
         torch.set_num_threads(cfg.num_threads or cpu_threads(process_count(trainer)))
-    return {"accelerator": accelerator, "devices": trainer.devices, "precision": precision, "strategy": trainer.strategy}
+    return {
+        "accelerator": accelerator,
+        "devices": trainer.devices,
+        "precision": precision,
+        "strategy": trainer.strategy,
+    }
 
 
 def inference_autocast(accelerator: str, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
@@ -46,7 +55,9 @@ def inference_autocast(accelerator: str, precision: str) -> Callable[[], context
     probes, WiSE-FT and fairness tagging measure the model the way it was tested."""
     if not precision.endswith("-mixed"):
         return contextlib.nullcontext  # fp32, or weights already in the precision (bf16-true)
-    return functools.partial(torch.autocast, "cuda" if accelerator == "gpu" else "cpu", dtype=precision_dtype(precision))
+    return functools.partial(
+        torch.autocast, "cuda" if accelerator == "gpu" else "cpu", dtype=precision_dtype(precision)
+    )
 
 
 ATTENTION_CHOICES = ("auto", "sdpa", "eager")
@@ -70,8 +81,10 @@ def attention_implementation(setting: str, accelerator: str, precision: str) -> 
     """The ``attn_implementation`` models are loaded with: ``hardware.attention``, or for ``auto`` the measured
     choice for this device and precision."""
     if setting not in ATTENTION_CHOICES:
-        raise ConfigError(f"hardware.attention={setting!r} must be one of {', '.join(ATTENTION_CHOICES)} "
-                          "(e.g. hardware.attention=auto)")
+        raise ConfigError(
+            f"hardware.attention={setting!r} must be one of {', '.join(ATTENTION_CHOICES)} "
+            "(e.g. hardware.attention=auto)"
+        )
     if setting != "auto":
         return setting
     return ATTENTION_BY_DEVICE.get((accelerator, precision_dtype(precision)), "sdpa")
@@ -128,8 +141,10 @@ def check_worker_launch(cfg) -> None:
     from hydra.types import RunMode
 
     if process_count(cfg) > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise ConfigError(f"hardware.strategy={cfg.strategy} cannot run inside a multirun (-m): Lightning re-runs the "
-                          "command for each worker process; launch the jobs one at a time")
+        raise ConfigError(
+            f"hardware.strategy={cfg.strategy} cannot run inside a multirun (-m): Lightning re-runs the "
+            "command for each worker process; launch the jobs one at a time"
+        )
 
 
 def compile_model(model: torch.nn.Module, cfg) -> None:

@@ -36,9 +36,14 @@ class HubSplit:
     def record(self) -> dict:
         """What env.json lists for it among the data files."""
         files = [Path(entry["filename"]) for entry in self.rows.cache_files]
-        return {"hub_id": self.hub_id, "config": self.config, "split": self.split, "revision": self.revision,
-                "fingerprint": self.fingerprint,
-                "files": [{"path": str(path), "sha256": file_sha256(path)} for path in files]}
+        return {
+            "hub_id": self.hub_id,
+            "config": self.config,
+            "split": self.split,
+            "revision": self.revision,
+            "fingerprint": self.fingerprint,
+            "files": [{"path": str(path), "sha256": file_sha256(path)} for path in files],
+        }
 
     @property
     def identity(self) -> str:
@@ -46,8 +51,10 @@ class HubSplit:
 
     def column(self, name: str) -> list:
         if name not in self.rows.column_names:
-            raise DataError(f"{self}: no field {name!r} (it has {', '.join(self.rows.column_names)}); point the hub id "
-                            "at a copy with that field, or give the data as local files")
+            raise DataError(
+                f"{self}: no field {name!r} (it has {', '.join(self.rows.column_names)}); point the hub id "
+                "at a copy with that field, or give the data as local files"
+            )
         return self.rows[name]
 
     def __str__(self) -> str:
@@ -87,7 +94,11 @@ def hub_splits(hub_id: str, config: str | None, splits: list[str]) -> dict[str, 
     dataset, revision = load_hub(hub_id, config)
     missing = [split for split in splits if split not in dataset]
     if missing:
-        raise DataError(f"{hub_id}: no {', '.join(missing)} split (it has {', '.join(dataset)}); point the hub id at "
-                        "a copy that has it, or give the data as local files")
-    return {split: HubSplit(hub_id, config, split, revision, dataset[split]._fingerprint, dataset[split])
-            for split in splits}
+        raise DataError(
+            f"{hub_id}: no {', '.join(missing)} split (it has {', '.join(dataset)}); point the hub id at "
+            "a copy that has it, or give the data as local files"
+        )
+    return {
+        split: HubSplit(hub_id, config, split, revision, dataset[split]._fingerprint, dataset[split])
+        for split in splits
+    }

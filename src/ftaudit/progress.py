@@ -26,8 +26,14 @@ def progress(iterable: Iterable[Item], description: str, enabled: bool) -> Itera
     ``enabled`` (``trainer.progress_bar=false``)."""
     if not enabled:
         return iterable
-    return tqdm(iterable, desc=description, leave=False, dynamic_ncols=True, file=sys.stderr,
-                bar_format=TQDMProgressBar.BAR_FORMAT)
+    return tqdm(
+        iterable,
+        desc=description,
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        bar_format=TQDMProgressBar.BAR_FORMAT,
+    )
 
 
 class Stage:

@@ -40,15 +40,20 @@ def comparable_config(cfg: DictConfig) -> dict:
         elif prefix[:-1] not in NOT_COMPARED:
             flat[prefix[:-1]] = node
 
-    visit({key: value for key, value in OmegaConf.to_container(cfg, resolve=False).items() if key not in NOT_COMPARED}, "")
+    visit(
+        {key: value for key, value in OmegaConf.to_container(cfg, resolve=False).items() if key not in NOT_COMPARED}, ""
+    )
     return flat
 
 
 def config_differences(original: dict, resumed: dict) -> list[str]:
     """``key (original -> resumed)`` for every key whose value differs or that only one of them has."""
     missing = object()
-    return [f"{key} ({original.get(key, '<absent>')!r} -> {resumed.get(key, '<absent>')!r})"
-            for key in sorted(original.keys() | resumed.keys()) if original.get(key, missing) != resumed.get(key, missing)]
+    return [
+        f"{key} ({original.get(key, '<absent>')!r} -> {resumed.get(key, '<absent>')!r})"
+        for key in sorted(original.keys() | resumed.keys())
+        if original.get(key, missing) != resumed.get(key, missing)
+    ]
 
 
 def check_resumable(cfg: DictConfig, run_dir: Path) -> Path:
@@ -57,17 +62,25 @@ def check_resumable(cfg: DictConfig, run_dir: Path) -> Path:
     if not run_dir.is_dir():
         raise ConfigError(f"trainer.resume={run_dir}: no such run directory")
     if (run_dir / "metrics.json").exists():
-        raise ConfigError(f"trainer.resume={run_dir}: that run finished (it has metrics.json); runs never mix into "
-                          "another's folder: start a new run instead")
+        raise ConfigError(
+            f"trainer.resume={run_dir}: that run finished (it has metrics.json); runs never mix into "
+            "another's folder: start a new run instead"
+        )
     checkpoint = last_checkpoint(run_dir)
     if not checkpoint.is_file():
-        raise ConfigError(f"trainer.resume={run_dir}: nothing to resume, {checkpoint} does not exist (the run stopped "
-                          "before its first epoch ended, or failed); start it afresh")
-    state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)["callbacks"][EpochCheckpoint.__qualname__]
+        raise ConfigError(
+            f"trainer.resume={run_dir}: nothing to resume, {checkpoint} does not exist (the run stopped "
+            "before its first epoch ended, or failed); start it afresh"
+        )
+    state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)["callbacks"][
+        EpochCheckpoint.__qualname__
+    ]
     differences = config_differences(state["config"], comparable_config(cfg))
     if differences:
-        raise ConfigError(f"trainer.resume={run_dir}: the config differs from the one the run started with at "
-                          f"{'; '.join(differences)}; resume with the run's own overrides (its .hydra/overrides.yaml)")
+        raise ConfigError(
+            f"trainer.resume={run_dir}: the config differs from the one the run started with at "
+            f"{'; '.join(differences)}; resume with the run's own overrides (its .hydra/overrides.yaml)"
+        )
     return checkpoint
 
 
@@ -77,19 +90,24 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
         return None
     folder = Path(cfg.trainer.resume).expanduser()
     if folder.resolve() != run_dir.resolve():
-        raise ConfigError(f"trainer.resume={folder} but this run writes to {run_dir}: a run resumes in its own folder "
-                          f"(train.py sets hydra.run.dir to it; in Python, pass run_dir={folder})")
+        raise ConfigError(
+            f"trainer.resume={folder} but this run writes to {run_dir}: a run resumes in its own folder "
+            f"(train.py sets hydra.run.dir to it; in Python, pass run_dir={folder})"
+        )
     return check_resumable(cfg, folder)
 
 
 def rng_states() -> dict:
     """Every generator a training step may draw from (dropout, data order helpers), as plain tensors and lists."""
     numpy_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-            "python": list(random.getstate()[1]), "python_version": random.getstate()[0],
-            "python_gauss": random.getstate()[2]}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+    }
 
 
 def set_rng_states(states: dict) -> None:

@@ -56,9 +56,19 @@ from ftaudit.tracking.wandb_run import wandb_run_closed
 
 log = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("task/test_f1", "task/test_f1_macro", "task/test_accuracy", "task/test_precision", "task/test_recall",
-                "task/test_f1_strict", "task/test_ece", "task/val_f1", "task/val_f1_macro", "resource/train_seconds",
-                "resource/train_tokens_per_second")
+SUMMARY_KEYS = (
+    "task/test_f1",
+    "task/test_f1_macro",
+    "task/test_accuracy",
+    "task/test_precision",
+    "task/test_recall",
+    "task/test_f1_strict",
+    "task/test_ece",
+    "task/val_f1",
+    "task/val_f1_macro",
+    "resource/train_seconds",
+    "resource/train_tokens_per_second",
+)
 
 
 def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> dict[str, float]:
@@ -103,16 +113,31 @@ def start(cfg: DictConfig, run_dir: Path, schema: type[BaseModel]) -> Session:
     attention = attention_implementation(cfg.hardware.attention, hardware["accelerator"], hardware["precision"])
     check_worker_launch(cfg.trainer)
     main_process = is_main_process()  # DDP/FSDP workers train and test, only the main process records
-    peak, peak_source = peak_tflops(cfg.hardware, hardware["accelerator"], hardware["precision"]) if main_process else (None, "")
+    peak, peak_source = (
+        peak_tflops(cfg.hardware, hardware["accelerator"], hardware["precision"]) if main_process else (None, "")
+    )
     meter = ResourceMeter(peak, cfg.hardware.track_energy and main_process, cfg.hardware.country_iso_code)
     meter.start("setup")
     task = build_task(cfg.task)
     probes = build_probes(cfg, task)
     tokenizer = load_tokenizer(cfg.model)
-    datamodule = task.datamodule(cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1)
+    datamodule = task.datamodule(
+        cfg.data, tokenizer, cfg.seed, pad_to_multiple_of=8 if hardware["accelerator"] == "gpu" else 1
+    )
     datamodule.setup()
-    return Session(cfg, run_dir, task, probes, hardware, attention, peak_source, meter, tokenizer, datamodule,
-                   build_loggers(cfg.logger))
+    return Session(
+        cfg,
+        run_dir,
+        task,
+        probes,
+        hardware,
+        attention,
+        peak_source,
+        meter,
+        tokenizer,
+        datamodule,
+        build_loggers(cfg.logger),
+    )
 
 
 def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[str, float]:
@@ -126,17 +151,46 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     train_batches = len(datamodule.train_dataloader())
     model = method.prepare(model, total_steps=optimizer_steps(train_batches, cfg.trainer, process_count(cfg.trainer)))
     compile_model(model, cfg.hardware)
-    module = task.module(model, cfg.optimizer, datamodule, gradient_clip_val=cfg.trainer.gradient_clip_val,
-                         gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm or "norm")
-    log.info("task %s, model %s: %.1fM parameters, %d labels; train %d examples (%d tokens)", task.name, cfg.model.name,
-             sum(p.numel() for p in model.parameters()) / 1e6, len(datamodule.labels),
-             len(datamodule.splits["train"].input_ids), datamodule.train_token_count)
+    module = task.module(
+        model,
+        cfg.optimizer,
+        datamodule,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm or "norm",
+    )
+    log.info(
+        "task %s, model %s: %.1fM parameters, %d labels; train %d examples (%d tokens)",
+        task.name,
+        cfg.model.name,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        len(datamodule.labels),
+        len(datamodule.splits["train"].input_ids),
+        datamodule.train_token_count,
+    )
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_FOLDER, filename="best", monitor=task.monitor, mode="max",
-                                 save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    trainer = build_trainer(cfg.trainer, session.hardware, [checkpoint, EpochCheckpoint(cfg, run_dir), session.meter,
-                                                            *tracking_callbacks(cfg, session.loggers),
-                                                            *method.callbacks(), *callbacks], session.loggers, run_dir)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / CHECKPOINT_FOLDER,
+        filename="best",
+        monitor=task.monitor,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+        enable_version_counter=False,
+    )
+    trainer = build_trainer(
+        cfg.trainer,
+        session.hardware,
+        [
+            checkpoint,
+            EpochCheckpoint(cfg, run_dir),
+            session.meter,
+            *tracking_callbacks(cfg, session.loggers),
+            *method.callbacks(),
+            *callbacks,
+        ],
+        session.loggers,
+        run_dir,
+    )
     session.meter.stop("setup")
     use_best = cfg.trainer.checkpoint == "best"
     with checkpoints_removed(run_dir, cfg.trainer.keep_checkpoint, is_main_process()), interruptible(trainer, run_dir):
@@ -150,14 +204,25 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
         return metrics
 
     metrics.update(method.metrics(module.model))
-    env = {"tested_checkpoint": f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})",
-           **tryout(module)}
+    env = {
+        "tested_checkpoint": f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})",
+        **tryout(module),
+    }
     if resume_from:
         env["resumed"] = f"from {resume_from} (the state after its last finished epoch)"
     plain = method.merged(module.model).eval()  # adapters merged: weight names as base_state's, what probes read
-    return evaluate_and_record(session, plain, base_state, base_model_of(cfg.model), metrics, specs, env,
-                               {} if "partial_evaluation" in env else task.prediction_files(datamodule, module), method.evaluate,
-                               models_to_save(cfg.record, module.model, plain))
+    return evaluate_and_record(
+        session,
+        plain,
+        base_state,
+        base_model_of(cfg.model),
+        metrics,
+        specs,
+        env,
+        {} if "partial_evaluation" in env else task.prediction_files(datamodule, module),
+        method.evaluate,
+        models_to_save(cfg.record, module.model, plain),
+    )
 
 
 def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
@@ -169,10 +234,21 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         finetuned = load_finetuned(cfg.model, cfg.base, task.head)
     datamodule.adopt_label_order(finetuned.labels, finetuned.source)  # the model is scored in its own label ids
     module = task.module(finetuned.model, None, datamodule)  # no optimiser: it does not train
-    log.info("audit of %s (%s) against its base %s (named by %s): %d labels", finetuned.source, finetuned.form,
-             finetuned.base, finetuned.base_named_by, len(finetuned.labels))
-    trainer = build_trainer(cfg.trainer, session.hardware, [session.meter, *tracking_callbacks(cfg, session.loggers)],
-                            session.loggers, run_dir)
+    log.info(
+        "audit of %s (%s) against its base %s (named by %s): %d labels",
+        finetuned.source,
+        finetuned.form,
+        finetuned.base,
+        finetuned.base_named_by,
+        len(finetuned.labels),
+    )
+    trainer = build_trainer(
+        cfg.trainer,
+        session.hardware,
+        [session.meter, *tracking_callbacks(cfg, session.loggers)],
+        session.loggers,
+        run_dir,
+    )
     session.meter.stop("setup")
     with interruptible(trainer, run_dir), stage("validation and test"):
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -183,27 +259,61 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     metrics[f"task/val_{task.headline}"] = val
     if not trainer.is_global_zero:
         return metrics
-    env = {"tested_checkpoint": f"the audited model ({finetuned.source})",
-           "audit": {"model": cfg.model.name_or_path, "loaded_from": finetuned.source, "form": finetuned.form,
-                     "base": finetuned.base, "base_named_by": finetuned.base_named_by, "labels": finetuned.labels},
-           **tryout(module)}
-    return evaluate_and_record(session, finetuned.model, finetuned.base_state, finetuned.base, metrics, specs, env,
-                               {} if "partial_evaluation" in env else task.prediction_files(datamodule, module))
+    env = {
+        "tested_checkpoint": f"the audited model ({finetuned.source})",
+        "audit": {
+            "model": cfg.model.name_or_path,
+            "loaded_from": finetuned.source,
+            "form": finetuned.form,
+            "base": finetuned.base,
+            "base_named_by": finetuned.base_named_by,
+            "labels": finetuned.labels,
+        },
+        **tryout(module),
+    }
+    return evaluate_and_record(
+        session,
+        finetuned.model,
+        finetuned.base_state,
+        finetuned.base,
+        metrics,
+        specs,
+        env,
+        {} if "partial_evaluation" in env else task.prediction_files(datamodule, module),
+    )
 
 
-def evaluate_and_record(session: Session, model: torch.nn.Module, base_state: dict[str, torch.Tensor],
-                        base_source: str | None, metrics: dict[str, float], specs: list[MetricSpec], env: dict,
-                        files: dict[str, str], measure_more: Callable[[ProbeContext], dict] | None = None,
-                        save: dict[str, torch.nn.Module] | None = None) -> dict[str, float]:
+def evaluate_and_record(
+    session: Session,
+    model: torch.nn.Module,
+    base_state: dict[str, torch.Tensor],
+    base_source: str | None,
+    metrics: dict[str, float],
+    specs: list[MetricSpec],
+    env: dict,
+    files: dict[str, str],
+    measure_more: Callable[[ProbeContext], dict] | None = None,
+    save: dict[str, torch.nn.Module] | None = None,
+) -> dict[str, float]:
     """What every run does once its model is tested: the probes on ``model`` (a plain classifier) against the base
     (``base_state``: its weights under ``model``'s names; ``base_source``: its checkpoint), ``measure_more`` (a
     method's own measurements), the resources used, the models to ``save`` (folder name -> model), and the record
     (``metrics.json`` last); returns the metrics."""
     cfg, task, meter, run_dir = session.cfg, session.task, session.meter, session.run_dir
     hardware = session.hardware
-    context = ProbeContext(cfg, model, base_state, session.tokenizer, session.datamodule, run_dir,
-                           next(model.parameters()).device, hardware["precision"],
-                           inference_autocast(hardware["accelerator"], hardware["precision"]), task, base_source)
+    context = ProbeContext(
+        cfg,
+        model,
+        base_state,
+        session.tokenizer,
+        session.datamodule,
+        run_dir,
+        next(model.parameters()).device,
+        hardware["precision"],
+        inference_autocast(hardware["accelerator"], hardware["precision"]),
+        task,
+        base_source,
+    )
     meter.start("probes")
     probe_metrics, skipped = run_probes(session.probes, context)
     metrics.update(probe_metrics)
@@ -214,10 +324,16 @@ def evaluate_and_record(session: Session, model: torch.nn.Module, base_state: di
     check_finite(metrics, "the run")
 
     device = f"{hardware['accelerator']} ({hardware['precision']})"
-    env = {**environment(cfg.seed, device), "task": task.name, **env, "skipped_probes": skipped,
-           "data_files": data_file_hashes(session.datamodule, session.probes), "attention": session.attention,
-           "data": session.datamodule.data_info,  # what the task's data module says of its splits
-           "resources": {"energy_method": meter.energy_method, "peak_tflops_source": session.peak_source}}
+    env = {
+        **environment(cfg.seed, device),
+        "task": task.name,
+        **env,
+        "skipped_probes": skipped,
+        "data_files": data_file_hashes(session.datamodule, session.probes),
+        "attention": session.attention,
+        "data": session.datamodule.data_info,  # what the task's data module says of its splits
+        "resources": {"energy_method": meter.energy_method, "peak_tflops_source": session.peak_source},
+    }
     if "partial_evaluation" in env:  # a try-out's scores are not its splits': printed, never recorded as metrics
         write_record(run_dir, cfg, None, {}, env, {})
         print_summary(run_dir, metrics, env["tested_checkpoint"])
@@ -238,7 +354,9 @@ def tryout(module) -> dict[str, dict[str, str]]:
     return {"partial_evaluation": partial} if partial else {}
 
 
-def models_to_save(record_cfg: DictConfig, trained: torch.nn.Module, plain: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def models_to_save(
+    record_cfg: DictConfig, trained: torch.nn.Module, plain: torch.nn.Module
+) -> dict[str, torch.nn.Module]:
     """Folder name -> model: the trained model (a peft model saves its adapter) in ``model/``, and a peft run's merged
     plain model in ``merged_model/`` when asked."""
     if not record_cfg.save_model:
@@ -248,14 +366,29 @@ def models_to_save(record_cfg: DictConfig, trained: torch.nn.Module, plain: torc
     return {"model": trained}
 
 
-def save_models(models: dict[str, torch.nn.Module], session: Session, metrics: dict[str, float],
-                skipped: dict[str, str], device: str) -> dict[str, dict]:
+def save_models(
+    models: dict[str, torch.nn.Module],
+    session: Session,
+    metrics: dict[str, float],
+    skipped: dict[str, str],
+    device: str,
+) -> dict[str, dict]:
     """Each model in its folder of the run directory, with its tokenizer and model card; what was written, and its size."""
     written = {}
     for folder, model in models.items():
         adapter = hasattr(model, "peft_config")  # a peft model saves its adapter
-        card = model_card(session.cfg, session.task, metrics, session.probes, skipped, session.datamodule.labels,
-                          adapter, session.run_dir.name, reproducing_command(), device)
+        card = model_card(
+            session.cfg,
+            session.task,
+            metrics,
+            session.probes,
+            skipped,
+            session.datamodule.labels,
+            adapter,
+            session.run_dir.name,
+            reproducing_command(),
+            device,
+        )
         size = save_pretrained(session.run_dir / folder, model, session.tokenizer, card)
         written[folder] = {"form": "peft adapter" if adapter else "transformers", "bytes": size}
         log.info("saved the fine-tuned model in %s (%.1f MB)", session.run_dir / folder, size / 1e6)
@@ -298,15 +431,26 @@ def optimizer_steps(train_batches: int, trainer_cfg: DictConfig, processes: int)
 def build_trainer(trainer_cfg: DictConfig, hardware: dict, callbacks: list, loggers: list, run_dir: Path) -> L.Trainer:
     """Lightning's Trainer from the ``trainer`` node, with the devices resolved and what ftaudit sets itself: its
     callbacks and loggers, the run folder, its own batch samplers, and gradient clipping (done by the module)."""
-    arguments = {key: value for key, value in OmegaConf.to_container(trainer_cfg, resolve=True).items()
-                 if key not in FTAUDIT_TRAINER_KEYS and key not in ("gradient_clip_val", "gradient_clip_algorithm")}
-    arguments.update(hardware, callbacks=callbacks, logger=loggers or False, default_root_dir=run_dir,
-                     enable_progress_bar=trainer_cfg.progress_bar, enable_model_summary=False,
-                     use_distributed_sampler=False)  # the length-grouped sampler shards batches across processes itself
+    arguments = {
+        key: value
+        for key, value in OmegaConf.to_container(trainer_cfg, resolve=True).items()
+        if key not in FTAUDIT_TRAINER_KEYS and key not in ("gradient_clip_val", "gradient_clip_algorithm")
+    }
+    arguments.update(
+        hardware,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=run_dir,
+        enable_progress_bar=trainer_cfg.progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )  # the length-grouped sampler shards batches across processes itself
     try:
         return hydra.utils.get_class(trainer_cfg._target_)(**arguments)
     except (TypeError, ValueError, MisconfigurationException) as err:
-        raise ConfigError(f"trainer: {trainer_cfg._target_} rejected the settings: {' '.join(str(err).split())}") from None
+        raise ConfigError(
+            f"trainer: {trainer_cfg._target_} rejected the settings: {' '.join(str(err).split())}"
+        ) from None
 
 
 class checkpoints_removed:
@@ -344,23 +488,34 @@ class interruptible:
 
     def __exit__(self, kind, error, traceback) -> None:
         if isinstance(error, KeyboardInterrupt) or (isinstance(error, SystemExit) and self.trainer.interrupted):
-            resume = (f"; continue it with the same overrides and trainer.resume={self.run_dir}"
-                      if last_checkpoint(self.run_dir).is_file() else "")
-            raise Interrupted(f"interrupted (Ctrl-C); the partial run is in {self.run_dir} (no metrics.json: not a "
-                              f"record){resume}") from None
+            resume = (
+                f"; continue it with the same overrides and trainer.resume={self.run_dir}"
+                if last_checkpoint(self.run_dir).is_file()
+                else ""
+            )
+            raise Interrupted(
+                f"interrupted (Ctrl-C); the partial run is in {self.run_dir} (no metrics.json: not a record){resume}"
+            ) from None
 
 
 def data_file_hashes(datamodule, probes: list[Probe]) -> list[dict]:
     """Every data file the run read, resolved, with its SHA-256; a hub split as its id, revision and fingerprint."""
-    sources = dict.fromkeys(source if isinstance(source, HubSplit) else Path(source).resolve()
-                            for source in [*datamodule.data_files, *(f for p in probes for f in p.data_files)])
-    return [source.record() if isinstance(source, HubSplit) else {"path": str(source), "sha256": file_sha256(source)}
-            for source in sources]
+    sources = dict.fromkeys(
+        source if isinstance(source, HubSplit) else Path(source).resolve()
+        for source in [*datamodule.data_files, *(f for p in probes for f in p.data_files)]
+    )
+    return [
+        source.record() if isinstance(source, HubSplit) else {"path": str(source), "sha256": file_sha256(source)}
+        for source in sources
+    ]
 
 
 def print_summary(run_dir: Path, metrics: dict[str, float], tested: str) -> None:
     rows = [(key, metrics[key]) for key in SUMMARY_KEYS if key in metrics]
     rows += sorted((k, v) for k, v in metrics.items() if k not in SUMMARY_KEYS and not k.startswith("task/test_f1_"))
     width = max(len(key) for key, _ in rows)
-    lines = [f"  {key:<{width}}  {value:.4f}" if abs(value) < 1000 else f"  {key:<{width}}  {value:.1f}" for key, value in rows]
+    lines = [
+        f"  {key:<{width}}  {value:.4f}" if abs(value) < 1000 else f"  {key:<{width}}  {value:.1f}"
+        for key, value in rows
+    ]
     print(f"\nrun directory: {run_dir}\ntested checkpoint: {tested}\n" + "\n".join(lines), flush=True)

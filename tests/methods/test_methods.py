@@ -1,6 +1,5 @@
 """Each method's hooks on the tiny model, without a Trainer: config, freezing, the L2-SP penalty, LoRA merging, WiSE-FT mixing."""
 
-
 import pytest
 import torch
 from peft import PeftModel
@@ -35,7 +34,10 @@ def tiny(*overrides: str):
 
 def inputs(seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return {"input_ids": torch.randint(100, 1000, (3, 7), generator=generator), "attention_mask": torch.ones(3, 7, dtype=torch.long)}
+    return {
+        "input_ids": torch.randint(100, 1000, (3, 7), generator=generator),
+        "attention_mask": torch.ones(3, 7, dtype=torch.long),
+    }
 
 
 def take_steps(model: torch.nn.Module, steps: int = 3) -> None:
@@ -61,10 +63,14 @@ def test_default_method_is_full_and_adapters_bring_their_learning_rate():
     assert compose_config("method=lora", "optimizer.lr=2e-5").optimizer.lr == 2e-5  # the command line still wins
 
 
-@pytest.mark.parametrize("override, message", [
-    ("method.alphas=[0.5,1.5]", "method.alphas"), ("method.alphas=[]", "method.alphas"),
-    ("method.splits=[train]", "method.splits"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.alphas=[0.5,1.5]", "method.alphas"),
+        ("method.alphas=[]", "method.alphas"),
+        ("method.splits=[train]", "method.splits"),
+    ],
+)
 def test_bad_wise_settings_are_one_line_config_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         build_method(compose_config("method=wise", override).method)
@@ -144,8 +150,10 @@ def test_adapter_trains_few_weights_and_merges_into_a_plain_classifier(name):
     with torch.no_grad():
         assert torch.allclose(merged(**inputs(9)).logits, wrapped(**inputs(9)).logits, atol=1e-5)
         # The trap: an adapter silently dropped would leave the encoder exactly the base one.
-        assert not torch.equal(merged.bert.encoder.layer[0].attention.self.value.weight,
-                               base["bert.encoder.layer.0.attention.self.value.weight"])
+        assert not torch.equal(
+            merged.bert.encoder.layer[0].attention.self.value.weight,
+            base["bert.encoder.layer.0.attention.self.value.weight"],
+        )
         assert not torch.equal(merged.classifier.weight, base["classifier.weight"])
 
 
@@ -170,5 +178,7 @@ def test_wise_interpolation_is_exact_at_both_ends_and_keeps_the_head():
                 assert torch.allclose(halfway[key], (base[key] + tuned[key]) / 2, atol=1e-7), key
         else:
             assert all(torch.equal(state[key], tuned[key]) for state in (at_zero, at_one, halfway)), key
-    assert not torch.equal(tuned["bert.encoder.layer.0.output.dense.weight"], base["bert.encoder.layer.0.output.dense.weight"])
+    assert not torch.equal(
+        tuned["bert.encoder.layer.0.output.dense.weight"], base["bert.encoder.layer.0.output.dense.weight"]
+    )
     assert all(torch.equal(value, tuned[key]) for key, value in model.state_dict().items())  # mixed on copies

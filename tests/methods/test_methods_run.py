@@ -34,8 +34,14 @@ class Run:
             return real_run_probes(probes, ctx)
 
         # One thread: a tiny model gains nothing from two, and loses a lot when other processes share the cores.
-        cfg = compose_config(*TINY_RUN, "trainer.max_epochs=1", "hardware.num_threads=1", "probes.degradation=[weights]",
-                             f"method={method}", *overrides)
+        cfg = compose_config(
+            *TINY_RUN,
+            "trainer.max_epochs=1",
+            "hardware.num_threads=1",
+            "probes.degradation=[weights]",
+            f"method={method}",
+            *overrides,
+        )
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(ftaudit.run, "run_probes", capture)
             patch.setattr(ftaudit.progress.log, "info", lambda message, *args: self.stage_lines.append(message % args))
@@ -58,9 +64,19 @@ def run(tmp_path_factory):
 FREEZE_ONE = ("freeze", "method.layers=1")  # of the tiny model's 2 layers
 
 
-@pytest.mark.parametrize("method, adapter", [(("full",), False), (("lora",), True), (("adalora",), True), (("ia3",), True),
-                                             (FREEZE_ONE, False), (("l2sp",), False), (("wise",), False)],
-                         ids=lambda value: value[0] if isinstance(value, tuple) else None)
+@pytest.mark.parametrize(
+    "method, adapter",
+    [
+        (("full",), False),
+        (("lora",), True),
+        (("adalora",), True),
+        (("ia3",), True),
+        (FREEZE_ONE, False),
+        (("l2sp",), False),
+        (("wise",), False),
+    ],
+    ids=lambda value: value[0] if isinstance(value, tuple) else None,
+)
 def test_run_records_the_method_figures(run, method, adapter):
     metrics = run(*method).metrics
     assert all(isinstance(value, float) for value in metrics.values())
@@ -81,8 +97,9 @@ def test_probes_see_the_adapted_encoder_as_a_plain_classifier(run, method):
     batch = {"input_ids": torch.randint(100, 1000, (2, 9)), "attention_mask": torch.ones(2, 9, dtype=torch.long)}
     with torch.no_grad():
         assert torch.allclose(probed(**batch).logits, trained.eval()(**batch).logits, atol=1e-5)
-        assert not torch.allclose(probed.bert(**batch).last_hidden_state,
-                                  result.ctx.base_model().bert(**batch).last_hidden_state)
+        assert not torch.allclose(
+            probed.bert(**batch).last_hidden_state, result.ctx.base_model().bert(**batch).last_hidden_state
+        )
     assert result.metrics["degradation/weights/drop"] > 0  # the weights probe sees the adapters' change
 
 
@@ -112,13 +129,22 @@ def test_wise_records_the_curve_from_the_base_to_the_fine_tuned_encoder(run):
     result = run("wise")
     metrics = result.metrics
     for alpha in ALPHAS:
-        assert {f"wise/{alpha}/task/test_f1", f"wise/{alpha}/task/val_f1", f"wise/{alpha}/degradation/weights/drop"} <= metrics.keys()
+        assert {
+            f"wise/{alpha}/task/test_f1",
+            f"wise/{alpha}/task/val_f1",
+            f"wise/{alpha}/degradation/weights/drop",
+        } <= metrics.keys()
     assert metrics["wise/0/degradation/weights/drop"] == 0.0  # the base encoder, exactly
     assert metrics["wise/1/degradation/weights/drop"] == metrics["degradation/weights/drop"]
-    assert metrics["wise/0.5/degradation/weights/drop"] == pytest.approx(0.5 * metrics["degradation/weights/drop"], rel=1e-4)
+    assert metrics["wise/0.5/degradation/weights/drop"] == pytest.approx(
+        0.5 * metrics["degradation/weights/drop"], rel=1e-4
+    )
     assert metrics["wise/1/task/test_f1"] == pytest.approx(metrics["task/test_f1"])  # same weights, same predictions
     assert (result.run_dir / "wise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     timed = [re.sub(r": \d+\.\d s$", "", line) for line in result.stage_lines if line.startswith("WiSE-FT")]
-    assert timed == [line for alpha in ALPHAS for line in (f"WiSE-FT / alpha {alpha} / probe degradation/weights",
-                                                            f"WiSE-FT / alpha {alpha}")] + ["WiSE-FT"]
+    assert timed == [
+        line
+        for alpha in ALPHAS
+        for line in (f"WiSE-FT / alpha {alpha} / probe degradation/weights", f"WiSE-FT / alpha {alpha}")
+    ] + ["WiSE-FT"]
     assert not list(result.run_dir.rglob("*.tmp"))

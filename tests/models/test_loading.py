@@ -37,7 +37,9 @@ def test_dropout_setting_reaches_every_dropout_module():
     labels = ["O", "B-PER", "I-PER"]
     own = load_classifier(compose_config("model=tiny").model, "AutoModelForTokenClassification", labels)
     assert {m.p for m in own.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}  # the model config's
-    changed = load_classifier(compose_config("model=tiny", "model.dropout=0.3").model, "AutoModelForTokenClassification", labels)
+    changed = load_classifier(
+        compose_config("model=tiny", "model.dropout=0.3").model, "AutoModelForTokenClassification", labels
+    )
     assert {m.p for m in changed.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
 
 

@@ -96,7 +96,11 @@ def test_cache_directory_config_then_env_then_user_cache(tmp_path, monkeypatch):
 
 def test_weights_hash_is_the_actual_draw_of_the_weights():
     torch.manual_seed(0)
-    state = {"bert.w": torch.randn(3, 3), "bert.b": torch.zeros(3, dtype=torch.bfloat16), "classifier.w": torch.randn(2)}
+    state = {
+        "bert.w": torch.randn(3, 3),
+        "bert.b": torch.zeros(3, dtype=torch.bfloat16),
+        "classifier.w": torch.randn(2),
+    }
     same = {name: value.clone() for name, value in state.items()}
     assert weights_sha256(state, "bert.") == weights_sha256(same, "bert.")
     same["classifier.w"] += 1  # outside the prefix: not part of the encoder's identity
@@ -115,8 +119,9 @@ def test_probes_measure_the_base_once_then_read_it(tmp_path):
 
     context.base_model = no_base_model
     second, _ = run_probes(build_degradation_probes(cfg), context)
-    assert {k: v for k, v in second.items() if not k.startswith("resource/")} == \
-        {k: v for k, v in first.items() if not k.startswith("resource/")}
+    assert {k: v for k, v in second.items() if not k.startswith("resource/")} == {
+        k: v for k, v in first.items() if not k.startswith("resource/")
+    }
     other_draw = tiny_context(cfg, tmp_path, seed=1)  # a different random init is a different base model
     other_draw.base_model = no_base_model
     with pytest.raises(AssertionError, match="rebuilt"):

@@ -34,8 +34,10 @@ LABELS = ["O", "B-PER", "I-PER"]
 
 def write_stsb(directory: Path, split: str = "test") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    lines = [f"main-captions\tMSRvid\t2012test\t{i:04d}\t{score}\t{first}\t{second}" for i, (score, first, second)
-             in enumerate(STSB_ROWS)]
+    lines = [
+        f"main-captions\tMSRvid\t2012test\t{i:04d}\t{score}\t{first}\t{second}"
+        for i, (score, first, second) in enumerate(STSB_ROWS)
+    ]
     lines[1] += "\tCC BY-SA 4.0\thttps://example.org"
     (directory / f"sts-{split}.csv").write_text("\n".join(lines) + "\n")
     return directory
@@ -46,18 +48,30 @@ def write_wikitext(directory: Path, paragraphs: int = 12) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     lines = [" ", " = Valkyria Chronicles = ", " "]
     for index in range(paragraphs):
-        lines += [f" The {index} @-@ th game was released in Japan in 20{index:02d} by the company . "
-                  f"It sold {index} million copies across the world and critics praised its story . "
-                  f"Players control a squad of soldiers during the war number {index} . ", " ", " = = Reception = = ", " "]
+        lines += [
+            f" The {index} @-@ th game was released in Japan in 20{index:02d} by the company . "
+            f"It sold {index} million copies across the world and critics praised its story . "
+            f"Players control a squad of soldiers during the war number {index} . ",
+            " ",
+            " = = Reception = = ",
+            " ",
+        ]
     (directory / "wiki.test.raw").write_text("\n".join(lines) + "\n")
     return directory
 
 
 def write_stsb_hub(folder: Path, split: str = "test") -> Path:
     """STS-B as sentence-transformers/stsb holds it: sentence1, sentence2 and the score divided by 5."""
-    return write_hub_dataset(folder, {split: {"sentence1": [first for _, first, _ in STSB_ROWS],
-                                              "sentence2": [second for _, _, second in STSB_ROWS],
-                                              "score": [score / 5 for score, _, _ in STSB_ROWS]}})
+    return write_hub_dataset(
+        folder,
+        {
+            split: {
+                "sentence1": [first for _, first, _ in STSB_ROWS],
+                "sentence2": [second for _, _, second in STSB_ROWS],
+                "score": [score / 5 for score, _, _ in STSB_ROWS],
+            }
+        },
+    )
 
 
 def write_wikitext_hub(folder: Path, paragraphs: int = 12) -> Path:
@@ -68,10 +82,16 @@ def write_wikitext_hub(folder: Path, paragraphs: int = 12) -> Path:
 
 def degradation_overrides(tmp_path: Path, *probes: str) -> list[str]:
     stsb, wikitext = write_stsb(tmp_path / "stsb"), write_wikitext(tmp_path / "wikitext2")
-    return [f"probes.degradation=[{','.join(probes)}]", f"probes.degradation_settings.cache_dir={tmp_path / 'cache'}",
-            f"probes.degradation_settings.stsb.dir={stsb}", f"probes.degradation_settings.mlm.dir={wikitext}",
-            f"probes.degradation_settings.cka.dir={wikitext}", "probes.degradation_settings.mlm.sentences=16",
-            "probes.degradation_settings.cka.sentences=16", "probes.degradation_settings.batch_size=8"]
+    return [
+        f"probes.degradation=[{','.join(probes)}]",
+        f"probes.degradation_settings.cache_dir={tmp_path / 'cache'}",
+        f"probes.degradation_settings.stsb.dir={stsb}",
+        f"probes.degradation_settings.mlm.dir={wikitext}",
+        f"probes.degradation_settings.cka.dir={wikitext}",
+        "probes.degradation_settings.mlm.sentences=16",
+        "probes.degradation_settings.cka.sentences=16",
+        "probes.degradation_settings.batch_size=8",
+    ]
 
 
 def tiny_context(cfg, run_dir: Path, seed: int = 0, head: str = "AutoModelForTokenClassification") -> ProbeContext:
@@ -126,15 +146,23 @@ def test_untrained_tiny_model_loses_nothing_and_mlm_is_skipped_with_reason(tmp_p
 def test_each_probe_is_one_timed_log_line_and_its_batches_a_bar_unless_turned_off(tmp_path, capsys, caplog):
     caplog.set_level(logging.INFO, logger="ftaudit.progress")
     for shown in (True, False):
-        cfg = compose_config("model=tiny", f"trainer.progress_bar={str(shown).lower()}",
-                             *degradation_overrides(tmp_path / str(shown), "stsb", "mlm", "cka"))
+        cfg = compose_config(
+            "model=tiny",
+            f"trainer.progress_bar={str(shown).lower()}",
+            *degradation_overrides(tmp_path / str(shown), "stsb", "mlm", "cka"),
+        )
         run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
         bars = capsys.readouterr().err
-        assert [bar in bars for bar in ("stsb base:", "stsb fine-tuned:", "cka base:", "cka fine-tuned:")] == [shown] * 4
+        assert [bar in bars for bar in ("stsb base:", "stsb fine-tuned:", "cka base:", "cka fine-tuned:")] == [
+            shown
+        ] * 4
         assert "%|" in bars if shown else bars == ""
         lines = [re.sub(r"\d+\.\d s", "N s", line) for line in caplog.messages]
-        assert lines[:2] == ["probe degradation/stsb: N s", "probe degradation/mlm: N s (skipped: random-init base model "
-                             "(model.random_init): there is no pretrained masked-LM head)"]
+        assert lines[:2] == [
+            "probe degradation/stsb: N s",
+            "probe degradation/mlm: N s (skipped: random-init base model "
+            "(model.random_init): there is no pretrained masked-LM head)",
+        ]
         assert lines[2:] == ["probe degradation/cka: N s"]
         caplog.clear()
 
@@ -142,8 +170,12 @@ def test_each_probe_is_one_timed_log_line_and_its_batches_a_bar_unless_turned_of
 def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypatch, hub_cache):
     monkeypatch.delenv("STSB_DIR", raising=False)
     monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given, nothing in the default place nor the hub
-    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb"), "probes.degradation_settings.stsb.dir=null",
-                         f"probes.degradation_settings.stsb.hub_id={tmp_path / 'no-hub-copy'}")
+    cfg = compose_config(
+        "model=tiny",
+        *degradation_overrides(tmp_path, "stsb"),
+        "probes.degradation_settings.stsb.dir=null",
+        f"probes.degradation_settings.stsb.hub_id={tmp_path / 'no-hub-copy'}",
+    )
     metrics, skipped = run_probes(build_degradation_probes(cfg), tiny_context(cfg, tmp_path))
     assert "STS-B not found" in skipped["degradation/stsb"] and "STSB_DIR" in skipped["degradation/stsb"]
     assert f"nor on the hub ({tmp_path / 'no-hub-copy'}: FileNotFoundError" in skipped["degradation/stsb"]
@@ -155,12 +187,19 @@ def test_probe_data_comes_from_the_hub_when_none_was_given_and_the_default_is_em
     monkeypatch.delenv("WIKITEXT2_DIR", raising=False)
     monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
     stsb, wikitext = write_stsb_hub(tmp_path / "stsb-hub"), write_wikitext_hub(tmp_path / "wikitext-hub")
-    cfg = compose_config("model=tiny", *degradation_overrides(tmp_path, "stsb", "cka"),
-                         "probes.degradation_settings.stsb.dir=null", "probes.degradation_settings.cka.dir=null",
-                         f"probes.degradation_settings.stsb.hub_id={stsb}", f"probes.degradation_settings.cka.hub_id={wikitext}")
+    cfg = compose_config(
+        "model=tiny",
+        *degradation_overrides(tmp_path, "stsb", "cka"),
+        "probes.degradation_settings.stsb.dir=null",
+        "probes.degradation_settings.cka.dir=null",
+        f"probes.degradation_settings.stsb.hub_id={stsb}",
+        f"probes.degradation_settings.cka.hub_id={wikitext}",
+    )
     probes = build_degradation_probes(cfg)
     assert [(probe.data_file().hub_id, probe.data_file().config) for probe in probes] == [
-        (str(stsb), None), (str(wikitext), "wikitext-2-raw-v1")]
+        (str(stsb), None),
+        (str(wikitext), "wikitext-2-raw-v1"),
+    ]
     metrics, skipped = run_probes(probes, tiny_context(cfg, tmp_path))
     assert skipped == {} and metrics["degradation/stsb/drop"] == metrics["degradation/cka/drop"] == 0.0
 
@@ -170,20 +209,35 @@ def test_probe_data_the_user_gave_must_be_there_before_training_starts(tmp_path,
     """A given folder is authoritative: missing is an error when the probes are built, never a silent fall back."""
     stsb = write_stsb(tmp_path / "stsb")
     monkeypatch.setenv("STSB_DIR", str(stsb if given == "config" else tmp_path / "nowhere"))
-    setting = {"config": f"dir={tmp_path / 'nowhere'}", "environment": "dir=null", "folder without the split's file":
-               f"dir={stsb}"}[given]
+    setting = {
+        "config": f"dir={tmp_path / 'nowhere'}",
+        "environment": "dir=null",
+        "folder without the split's file": f"dir={stsb}",
+    }[given]
     splits = "[validation]" if given.startswith("folder") else "[test]"
     with pytest.raises(DataError, match="nowhere does not exist|sts-dev.csv not found"):
-        build_degradation_probes(compose_config("model=tiny", "probes.degradation=[stsb]",
-                                                f"probes.degradation_settings.stsb.{setting}",
-                                                f"probes.degradation_settings.stsb.splits={splits}"))
+        build_degradation_probes(
+            compose_config(
+                "model=tiny",
+                "probes.degradation=[stsb]",
+                f"probes.degradation_settings.stsb.{setting}",
+                f"probes.degradation_settings.stsb.splits={splits}",
+            )
+        )
 
 
 @pytest.mark.slow
 def test_tiny_training_run_records_degradation_keys(tmp_path):
     run_dir = tmp_path / "run"
-    train(compose_config(*TINY_RUN, "trainer.max_epochs=1", "probes.fairness.enabled=false",
-                         *degradation_overrides(tmp_path, "stsb", "mlm", "cka", "weights")), run_dir)
+    train(
+        compose_config(
+            *TINY_RUN,
+            "trainer.max_epochs=1",
+            "probes.fairness.enabled=false",
+            *degradation_overrides(tmp_path, "stsb", "mlm", "cka", "weights"),
+        ),
+        run_dir,
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for probe in ("stsb", "cka", "weights"):
         assert {f"degradation/{probe}/{part}" for part in ("base", "finetuned", "drop")} <= metrics.keys()

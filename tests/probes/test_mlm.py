@@ -29,14 +29,19 @@ def save_tiny_masked_lm(directory: Path) -> Path:
 
 def tiny_masked_lm_config(tmp_path: Path, *overrides: str):
     directory = save_tiny_masked_lm(tmp_path / "tiny-mlm")
-    return compose_config("model=tiny", f"model.name_or_path={directory}", "model.random_init=null",
-                          *degradation_overrides(tmp_path, "mlm"), *overrides)
+    return compose_config(
+        "model=tiny",
+        f"model.name_or_path={directory}",
+        "model.random_init=null",
+        *degradation_overrides(tmp_path, "mlm"),
+        *overrides,
+    )
 
 
 def test_masking_picks_the_ratio_of_candidates_per_row_reproducibly():
     candidates = torch.zeros(3, 30, dtype=torch.bool)
-    candidates[0, 1:21] = True   # 20 candidates -> 3 masked
-    candidates[1, 1:4] = True    # 3 candidates -> at least 1 masked
+    candidates[0, 1:21] = True  # 20 candidates -> 3 masked
+    candidates[1, 1:4] = True  # 3 candidates -> at least 1 masked
     candidates[2, 5:25] = True
     masked = choose_masked(candidates, 0.15, torch.Generator().manual_seed(0))
     assert masked.sum(1).tolist() == [3, 1, 3]
@@ -83,8 +88,15 @@ def test_fine_tuned_side_is_the_pretrained_head_on_the_fine_tuned_encoder(tmp_pa
     texts = wikitext_sentences(Path(settings.mlm.dir) / "wiki.test.raw", settings.mlm.sentences, settings.mlm.seed)
 
     def scores():
-        return masked_token_scores(masked_lm, context.tokenizer, texts, settings.batch_size, settings.mlm.max_length,
-                                   settings.mlm.mask_ratio, settings.mlm.seed)
+        return masked_token_scores(
+            masked_lm,
+            context.tokenizer,
+            texts,
+            settings.batch_size,
+            settings.mlm.max_length,
+            settings.mlm.mask_ratio,
+            settings.mlm.seed,
+        )
 
     base = scores()
     masked_lm.base_model.load_state_dict(context.model.base_model.state_dict())

@@ -32,8 +32,11 @@ def test_the_hub_copy_scored_0_to_1_gives_the_files_pairs_on_the_0_to_5_scale(tm
     hub = hub_splits(str(write_stsb_hub(tmp_path / "hub")), None, ["test"])["test"]
     pairs, local = hub_stsb_pairs(hub, 5), read_stsb(write_stsb(tmp_path / "local") / "sts-test.csv")
     assert (pairs.first, pairs.second) == (local.first, local.second) and pairs.gold == pytest.approx(local.gold)
-    with pytest.raises(DataError, match="scores x 25 run from 0.0 to 25.0, not STS-B's 0 to 5; set "
-                                        "probes.degradation_settings.stsb.hub_score_scale"):
+    with pytest.raises(
+        DataError,
+        match="scores x 25 run from 0.0 to 25.0, not STS-B's 0 to 5; set "
+        "probes.degradation_settings.stsb.hub_score_scale",
+    ):
         hub_stsb_pairs(hub, 25)
 
 
@@ -47,7 +50,9 @@ def test_a_short_row_is_a_data_error_naming_file_and_line(tmp_path):
 def tiny_encoder_and_tokenizer():
     cfg = compose_config("model=tiny")
     torch.manual_seed(0)
-    return load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval().base_model, load_tokenizer(cfg.model)
+    return load_classifier(cfg.model, "AutoModelForTokenClassification", LABELS).eval().base_model, load_tokenizer(
+        cfg.model
+    )
 
 
 def test_mean_pooling_ignores_padding():
@@ -64,9 +69,13 @@ def test_spearman_follows_the_gold_ranking(tmp_path):
     pairs = read_stsb(write_stsb(tmp_path) / "sts-test.csv")
     score = similarity_spearman(encoder, tokenizer, pairs, batch_size=3, max_length=64)
     assert -100 <= score <= 100
-    assert similarity_spearman(encoder, tokenizer, pairs, batch_size=16, max_length=64) == pytest.approx(score, abs=1e-6)
+    assert similarity_spearman(encoder, tokenizer, pairs, batch_size=16, max_length=64) == pytest.approx(
+        score, abs=1e-6
+    )
     pairs.gold = [-gold for gold in pairs.gold]
-    assert similarity_spearman(encoder, tokenizer, pairs, batch_size=3, max_length=64) == pytest.approx(-score, abs=1e-6)
+    assert similarity_spearman(encoder, tokenizer, pairs, batch_size=3, max_length=64) == pytest.approx(
+        -score, abs=1e-6
+    )
 
 
 @pytest.mark.slow

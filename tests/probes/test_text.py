@@ -37,7 +37,12 @@ def test_too_few_sentences_is_a_data_error(tmp_path):
 
 def test_batches_cover_every_text_once_longest_first_truncated():
     tokenizer = load_tokenizer(compose_config("model=tiny").model)
-    texts = ["short", "a somewhat longer text here", "the longest text of them all by quite a margin indeed", "mid text"]
+    texts = [
+        "short",
+        "a somewhat longer text here",
+        "the longest text of them all by quite a margin indeed",
+        "mid text",
+    ]
     batches = list(text_batches(tokenizer, texts, batch_size=3, max_length=8))
     assert sorted(index for indices, _ in batches for index in indices) == [0, 1, 2, 3]
     assert batches[0][0][0] == 2

@@ -10,13 +10,23 @@ import yaml
 
 FAIRNESS_GROUPS = ("black_female", "black_male", "white_female", "white_male")
 # What the producers of these keys declare (split, higher is better), as a run writes it to metrics_info.json.
-DECLARED = {"task/test_f1": ("test", True), "task/val_f1": ("validation", True), "degradation/stsb/drop": ("test", False),
-            "degradation/cka/drop": ("test", False), "resource/train_seconds": (None, False),
-            "fairness/names/recall_gap": ("test", False), "fairness/names/recall_gap_p_value": ("test", None),
-            "task/test_f1_macro": ("test", True), "task/test_accuracy": ("test", True),
-            "task/val_f1_macro": ("validation", True), "fairness/names/flip_rate_gap": ("test", False)}
-TASK_DATA = {"ner": {"name": "conll", "files": {"train": "train.txt", "test": "test.txt"}, "tag_scheme": "auto"},
-             "classification": {"name": "phrasebank", "file": "Sentences_50Agree.txt", "split_seed": 0}}
+DECLARED = {
+    "task/test_f1": ("test", True),
+    "task/val_f1": ("validation", True),
+    "degradation/stsb/drop": ("test", False),
+    "degradation/cka/drop": ("test", False),
+    "resource/train_seconds": (None, False),
+    "fairness/names/recall_gap": ("test", False),
+    "fairness/names/recall_gap_p_value": ("test", None),
+    "task/test_f1_macro": ("test", True),
+    "task/test_accuracy": ("test", True),
+    "task/val_f1_macro": ("validation", True),
+    "fairness/names/flip_rate_gap": ("test", False),
+}
+TASK_DATA = {
+    "ner": {"name": "conll", "files": {"train": "train.txt", "test": "test.txt"}, "tag_scheme": "auto"},
+    "classification": {"name": "phrasebank", "file": "Sentences_50Agree.txt", "split_seed": 0},
+}
 
 
 def declaration(key: str) -> dict:
@@ -35,15 +45,25 @@ def write_run(run_dir: Path, config: dict, metrics: dict[str, float]) -> Path:
 
 
 def run_config(lr: float, seed: int, run_dir: Path) -> dict:
-    return {"model": {"name": "minilm", "random_init": None}, "optimizer": {"lr": lr, "weight_decay": 0.01},
-            "probes": {"degradation": ["stsb", "cka"]}, "seed": seed, "trainer": {"max_epochs": 1, "progress_bar": False},
-            "logger": {"wandb": {"save_dir": str(run_dir)}}}
+    return {
+        "model": {"name": "minilm", "random_init": None},
+        "optimizer": {"lr": lr, "weight_decay": 0.01},
+        "probes": {"degradation": ["stsb", "cka"]},
+        "seed": seed,
+        "trainer": {"max_epochs": 1, "progress_bar": False},
+        "logger": {"wandb": {"save_dir": str(run_dir)}},
+    }
 
 
 def run_metrics(rng: random.Random) -> dict[str, float]:
-    metrics = {"task/test_f1": rng.uniform(0.6, 0.9), "task/val_f1": rng.uniform(0.6, 0.9),
-               "degradation/stsb/drop": rng.uniform(0, 20), "degradation/cka/drop": rng.uniform(0, 0.3),
-               "resource/train_seconds": rng.uniform(50, 500), "fairness/names/recall_gap": rng.uniform(0, 0.2)}
+    metrics = {
+        "task/test_f1": rng.uniform(0.6, 0.9),
+        "task/val_f1": rng.uniform(0.6, 0.9),
+        "degradation/stsb/drop": rng.uniform(0, 20),
+        "degradation/cka/drop": rng.uniform(0, 0.3),
+        "resource/train_seconds": rng.uniform(50, 500),
+        "fairness/names/recall_gap": rng.uniform(0, 0.2),
+    }
     metrics.update({f"fairness/names/group/{group}/recall": rng.uniform(0.7, 1.0) for group in FAIRNESS_GROUPS})
     return metrics
 
@@ -68,8 +88,13 @@ def task_run(root: Path, task: str, lr: float, seed: int, rng: random.Random) ->
     config = run_config(lr, seed, run_dir) | {"task": {"name": task}, "data": TASK_DATA[task]}
     if task == "ner":
         return write_run(run_dir, config, run_metrics(rng))
-    metrics = {"task/test_f1_macro": rng.uniform(0.6, 0.9), "task/test_accuracy": rng.uniform(0.7, 0.9),
-               "task/val_f1_macro": rng.uniform(0.6, 0.9), "degradation/stsb/drop": rng.uniform(0, 20),
-               "resource/train_seconds": rng.uniform(50, 500), "fairness/names/flip_rate_gap": rng.uniform(0, 0.1)}
+    metrics = {
+        "task/test_f1_macro": rng.uniform(0.6, 0.9),
+        "task/test_accuracy": rng.uniform(0.7, 0.9),
+        "task/val_f1_macro": rng.uniform(0.6, 0.9),
+        "degradation/stsb/drop": rng.uniform(0, 20),
+        "resource/train_seconds": rng.uniform(50, 500),
+        "fairness/names/flip_rate_gap": rng.uniform(0, 0.1),
+    }
     metrics.update({f"fairness/names/group/{group}/flip_rate": rng.uniform(0, 0.1) for group in FAIRNESS_GROUPS})
     return write_run(run_dir, config, metrics)

@@ -76,14 +76,22 @@ def test_runs_of_two_tasks_are_grouped_by_task_with_each_tasks_columns(tmp_path)
     report(tmp_path / "runs", "--out", tmp_path / "out", "--format", "md")
     header, _, *body = (tmp_path / "out" / "table.md").read_text().splitlines()
     # each task's headline on test, accuracy, each headline on validation: in the order the runs were found
-    assert header == ("| task.name | optimizer.lr | n | task/test_f1_macro ↑ | task/test_f1 ↑ | task/test_accuracy ↑ | "
-                      "task/val_f1_macro ↑ | task/val_f1 ↑ | degradation/cka/drop ↓ | degradation/stsb/drop ↓ | "
-                      "fairness/names/recall_gap ↓ | fairness/names/flip_rate_gap ↓ | resource/train_seconds ↓ |")
+    assert header == (
+        "| task.name | optimizer.lr | n | task/test_f1_macro ↑ | task/test_f1 ↑ | task/test_accuracy ↑ | "
+        "task/val_f1_macro ↑ | task/val_f1 ↑ | degradation/cka/drop ↓ | degradation/stsb/drop ↓ | "
+        "fairness/names/recall_gap ↓ | fairness/names/flip_rate_gap ↓ | resource/train_seconds ↓ |"
+    )
     assert [row.split(" | ")[0] for row in body] == ["| classification"] * 2 + ["| ner"] * 2
-    assert body[0].split(" | ")[4] == "—" and body[2].split(" | ")[3] == "—"  # PhraseBank has no entity F1, NER no macro F1
+    assert (
+        body[0].split(" | ")[4] == "—" and body[2].split(" | ")[3] == "—"
+    )  # PhraseBank has no entity F1, NER no macro F1
     # one tradeoff plot per headline, each against a cost its task's runs recorded (the first: CKA for NER, STS-B here)
     assert sorted(path.name for path in (tmp_path / "out").glob("*.png")) == [
-        "fairness_flip_rate.png", "fairness_recall.png", "tradeoff_f1.png", "tradeoff_f1_macro.png"]
+        "fairness_flip_rate.png",
+        "fairness_recall.png",
+        "tradeoff_f1.png",
+        "tradeoff_f1_macro.png",
+    ]
 
 
 def test_a_name_groups_the_runs_without_the_settings_it_brings(tmp_path):
@@ -112,8 +120,11 @@ def test_best_per_column_is_bold_in_the_right_direction(tmp_path):
 def test_direction_is_what_the_runs_declared_never_guessed_from_the_name(tmp_path):
     """A p-value of a gap and an is-estimate flag name no direction, whatever their words say; a run recorded before
     metrics were declared (no metrics_info.json) gets no bold either."""
-    values = {"fairness/names/recall_gap_p_value": (0.01, 0.5), "resource/energy_is_estimate": (0.0, 1.0),
-              "fairness/names/recall_gap": (0.2, 0.1)}
+    values = {
+        "fairness/names/recall_gap_p_value": (0.01, 0.5),
+        "resource/energy_is_estimate": (0.0, 1.0),
+        "fairness/names/recall_gap": (0.2, 0.1),
+    }
     for index, lr in enumerate((1e-4, 2e-4)):
         run_dir = tmp_path / "runs" / str(lr)
         write_run(run_dir, run_config(lr, 1, run_dir), {key: pair[index] for key, pair in values.items()})
@@ -122,8 +133,10 @@ def test_direction_is_what_the_runs_declared_never_guessed_from_the_name(tmp_pat
     (old_run / "metrics_info.json").unlink()
     report(tmp_path / "runs", tmp_path / "old", "--out", tmp_path / "out", "--format", "md", "--metrics", "**")
     header, _, *body = (tmp_path / "out" / "table.md").read_text().splitlines()
-    assert header == ("| optimizer.lr | n | fairness/names/recall_gap ↓ | fairness/names/recall_gap_p_value | "
-                      "resource/energy_is_estimate | task/extra_score |")
+    assert header == (
+        "| optimizer.lr | n | fairness/names/recall_gap ↓ | fairness/names/recall_gap_p_value | "
+        "resource/energy_is_estimate | task/extra_score |"
+    )
     assert body[0] == "| 0.0001 | 1 | 0.2000 | 0.0100 | 0.000 | — |"
     assert body[1] == "| 0.0002 | 1 | **0.1000** | 0.5000 | 1.000 | — |"
 
@@ -139,11 +152,17 @@ def test_output_is_byte_identical_on_rerun(sweep, tmp_path):
 
 def test_hundred_runs_in_under_five_seconds_without_torch(tmp_path):
     make_sweep(tmp_path / "runs", [1e-5 * (i + 1) for i in range(10)], list(range(10)))
-    code = ("import sys; from ftaudit.report.__main__ import main; main(sys.argv[1:]); "
-            "assert 'torch' not in sys.modules and 'wandb' not in sys.modules")
+    code = (
+        "import sys; from ftaudit.report.__main__ import main; main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules and 'wandb' not in sys.modules"
+    )
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("100 runs in 10 groups (by optimizer.lr)")
@@ -153,13 +172,16 @@ def test_hundred_runs_in_under_five_seconds_without_torch(tmp_path):
     assert cpu < 5.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing"], "does not exist"),
-    (["runs", "--group-by", "optimiser.lr"], "--group-by optimiser.lr: not a config key"),
-    (["runs", "--metrics", "task/nothing"], "--metrics 'task/nothing' matches no metric"),
-    (["runs", "--format", "html"], "--format html: choose from md,latex,csv"),
-    (["empty"], "no run records"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing"], "does not exist"),
+        (["runs", "--group-by", "optimiser.lr"], "--group-by optimiser.lr: not a config key"),
+        (["runs", "--metrics", "task/nothing"], "--metrics 'task/nothing' matches no metric"),
+        (["runs", "--format", "html"], "--format html: choose from md,latex,csv"),
+        (["empty"], "no run records"),
+    ],
+)
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, args, message, monkeypatch):
     make_sweep(tmp_path / "runs", [1e-4], [1])
     (tmp_path / "empty").mkdir()

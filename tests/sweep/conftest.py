@@ -19,9 +19,18 @@ from ftaudit.sweep import run_sweep
 from tests.conftest import FIXTURE_CONLL, REPO
 from tests.postgres_server import PostgresUnavailable, throwaway_postgres
 
-TINY_SWEEP = ["model=tiny", f"data.dir={FIXTURE_CONLL}", "data.max_train_samples=24", "data.max_eval_samples=12",
-              "data.batch_size=8", "trainer.progress_bar=false", "probes.degradation=[]", "logger=csv",
-              "sweep.space.trainer.max_epochs.high=1", "sweep.space.optimizer.lr.low=1e-4"]
+TINY_SWEEP = [
+    "model=tiny",
+    f"data.dir={FIXTURE_CONLL}",
+    "data.max_train_samples=24",
+    "data.max_eval_samples=12",
+    "data.batch_size=8",
+    "trainer.progress_bar=false",
+    "probes.degradation=[]",
+    "logger=csv",
+    "sweep.space.trainer.max_epochs.high=1",
+    "sweep.space.optimizer.lr.low=1e-4",
+]
 
 
 @pytest.fixture
@@ -53,15 +62,23 @@ def start_sweep(cwd: Path, *overrides: str, host: str | None = None) -> subproce
     host name is ``host``: to this machine's workers it is a worker on another machine, whose process they cannot
     check (the same process ids, so a worker started under the same name can)."""
     prefix = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host] if host else []
-    return subprocess.Popen([*prefix, sys.executable, str(REPO / "sweep.py"), *TINY_SWEEP, *overrides], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    return subprocess.Popen(
+        [*prefix, sys.executable, str(REPO / "sweep.py"), *TINY_SWEEP, *overrides],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 @pytest.fixture(scope="session")
 def other_host() -> str:
     """A host name for ``start_sweep(host=...)``; skips where this process may not make a UTS namespace."""
-    if not shutil.which("unshare") or subprocess.run(["unshare", "--uts", "hostname", OTHER_HOST],
-                                                     capture_output=True).returncode != 0:
+    if (
+        not shutil.which("unshare")
+        or subprocess.run(["unshare", "--uts", "hostname", OTHER_HOST], capture_output=True).returncode != 0
+    ):
         pytest.skip("cannot start a worker under another host name here (unshare --uts needs root)")
     return OTHER_HOST
 

@@ -34,7 +34,9 @@ def test_sweep_resumes_after_a_kill_without_losing_trials(tmp_path):
     resumed = run_script(*TINY_SWEEP, "sweep.n_trials=4", cwd=tmp_path, script="sweep.py")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     study = load(sweep_dir)
-    assert [(t.number, t.values, t.params) for t in study.trials[:2]] == [(t.number, t.values, t.params) for t in before[:2]]
+    assert [(t.number, t.values, t.params) for t in study.trials[:2]] == [
+        (t.number, t.values, t.params) for t in before[:2]
+    ]
     assert study.trials[2].state == TrialState.FAIL
     assert study.trials[2].user_attrs["error"] == "interrupted: its worker process died"
     assert len(study.get_trials(states=FINISHED)) == 4 and len(study.trials) == 5

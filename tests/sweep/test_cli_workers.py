@@ -42,6 +42,7 @@ def opened(storage: str, sweep_dir: Path):
 
 def training_trial_of(storage, name: str, host: str):
     """A RUNNING trial of the worker on ``host`` that has started training (its folder has its train.log)."""
+
     def find():
         try:
             study = optuna.load_study(study_name=name, storage=storage)
@@ -52,6 +53,7 @@ def training_trial_of(storage, name: str, host: str):
             if worker and worker["host"] == host and run_dir and (Path(run_dir) / "train.log").is_file():
                 return trial
         return None
+
     return find
 
 
@@ -63,8 +65,11 @@ def check_study(study: optuna.Study, n_trials: int, killed: int) -> None:
     assert [trial.number for trial in trials if trial.state not in FINISHED] == [killed]
     assert trials[killed].state == TrialState.FAIL
     assert len({trial.user_attrs["run_dir"] for trial in trials}) == len(trials)
-    assert all((Path(trial.user_attrs["run_dir"]) / "metrics.json").is_file() for trial in trials
-               if trial.state == TrialState.COMPLETE)
+    assert all(
+        (Path(trial.user_attrs["run_dir"]) / "metrics.json").is_file()
+        for trial in trials
+        if trial.state == TrialState.COMPLETE
+    )
 
 
 def check_records(sweep_dir: Path, killed: int, error: str) -> None:
@@ -78,8 +83,13 @@ def check_records(sweep_dir: Path, killed: int, error: str) -> None:
 def test_two_workers_on_postgresql_and_a_killed_one_failed_by_the_heartbeat(tmp_path, postgres_url, other_host):
     name, n_trials = "pg", 4
     sweep_dir = tmp_path / "outputs" / "sweeps" / name
-    options = [f"sweep.storage={postgres_url}", f"sweep.study_name={name}", f"sweep.n_trials={n_trials}",
-               "sweep.heartbeat_seconds=1", f"sweep.grace_seconds={GRACE}"]
+    options = [
+        f"sweep.storage={postgres_url}",
+        f"sweep.study_name={name}",
+        f"sweep.n_trials={n_trials}",
+        "sweep.heartbeat_seconds=1",
+        f"sweep.grace_seconds={GRACE}",
+    ]
     storage = opened(postgres_url, sweep_dir)
     here, elsewhere = start_sweep(tmp_path, *options), start_sweep(tmp_path, *options, host=other_host)
     victim = wait_for(training_trial_of(storage, name, other_host), elsewhere, "trial on the other host")
@@ -96,8 +106,10 @@ def test_two_workers_on_postgresql_and_a_killed_one_failed_by_the_heartbeat(tmp_
     seconds_to_fail = (study.trials[victim.number].datetime_complete - killed_at).total_seconds()
     assert GRACE - 1 < seconds_to_fail < 60
     workers = {trial.user_attrs["worker"]["host"] for trial in study.trials}
-    print(f"\nPostgreSQL: 2 workers, {n_trials} trials finished, trial {victim.number} killed on {other_host}: FAIL "
-          f"{seconds_to_fail:.1f} s after SIGKILL (heartbeat 1 s, grace {GRACE} s); trials by host {sorted(workers)}")
+    print(
+        f"\nPostgreSQL: 2 workers, {n_trials} trials finished, trial {victim.number} killed on {other_host}: FAIL "
+        f"{seconds_to_fail:.1f} s after SIGKILL (heartbeat 1 s, grace {GRACE} s); trials by host {sorted(workers)}"
+    )
 
 
 def test_journal_storage_leaves_a_killed_trial_running_until_a_worker_on_its_host_fails_it(tmp_path, other_host):
@@ -116,8 +128,11 @@ def test_journal_storage_leaves_a_killed_trial_running_until_a_worker_on_its_hos
     study = optuna.load_study(study_name=name, storage=storage)
     assert [trial.number for trial in study.get_trials(states=(TrialState.RUNNING,))] == [victim.number]
     assert len(study.get_trials(states=FINISHED)) == n_trials - 1
-    assert (f"trial {victim.number} is running on pid {elsewhere.pid} on {other_host}, which cannot be checked from"
-            in output and "a journal file has no heartbeat" in output)
+    assert (
+        f"trial {victim.number} is running on pid {elsewhere.pid} on {other_host}, which cannot be checked from"
+        in output
+        and "a journal file has no heartbeat" in output
+    )
 
     again = start_sweep(tmp_path, *options, host=other_host)  # a sweep on its host finds the dead process
     output = again.communicate(timeout=600)[0]
@@ -136,8 +151,10 @@ def test_ctrl_c_fails_the_running_trial_and_ends_with_one_line(tmp_path):
     worker.send_signal(signal.SIGINT)
     output = worker.communicate(timeout=120)[0]
     assert worker.returncode == 130 and "Traceback" not in output, output[-3000:]
-    assert output.rstrip().splitlines()[-1] == (f"sweep interrupted by SIGINT (Ctrl-C): trial 0 marked failed; sweep "
-                                                f"directory: {sweep_dir} (rerun the same command to continue)")
+    assert output.rstrip().splitlines()[-1] == (
+        f"sweep interrupted by SIGINT (Ctrl-C): trial 0 marked failed; sweep "
+        f"directory: {sweep_dir} (rerun the same command to continue)"
+    )
     error = "interrupted: its worker received SIGINT (Ctrl-C)"
     study = optuna.load_study(study_name="lr_epochs", storage=f"sqlite:///{sweep_dir / 'study.db'}")
     assert [(trial.state, trial.user_attrs["error"]) for trial in study.trials] == [(TrialState.FAIL, error)]

@@ -43,11 +43,20 @@ def test_a_failing_trial_does_not_stop_the_sweep(sweep, monkeypatch):
 
 def test_a_broken_sweep_stops_after_max_failures_with_one_line(sweep):
     with pytest.raises(SweepStopped) as caught:
-        sweep("sweep.n_trials=5", "sweep.max_failures=2", "~sweep.space.optimizer.lr",
-              "+sweep.space.optimizer.lr={type:categorical,choices:[-1.0]}")
+        sweep(
+            "sweep.n_trials=5",
+            "sweep.max_failures=2",
+            "~sweep.space.optimizer.lr",
+            "+sweep.space.optimizer.lr={type:categorical,choices:[-1.0]}",
+        )
     message = str(caught.value)
-    assert message.startswith("sweep stopped: 2 trials failed (sweep.max_failures=2); last, trial 1: ConfigError: "
-                              "optimizer.lr=-1.0: must be greater than 0") and "\n" not in message
+    assert (
+        message.startswith(
+            "sweep stopped: 2 trials failed (sweep.max_failures=2); last, trial 1: ConfigError: "
+            "optimizer.lr=-1.0: must be greater than 0"
+        )
+        and "\n" not in message
+    )
     study_trials = read_trials(Path(message.split("traceback in ")[1].rstrip(")")).parents[2])
     assert [t["state"] for t in study_trials] == ["FAIL", "FAIL"]
 
@@ -82,10 +91,19 @@ def test_multi_objective_writes_a_pareto_front_without_pruning(sweep, capsys):
 @pytest.mark.slow
 def test_a_pruned_trial_is_recorded_with_the_epoch_it_stopped_at(sweep):
     # Val F1 never reaches 1.1: every trial is pruned when epoch 2 (step 1) reports, never during warm-up (epoch 1).
-    study, sweep_dir = sweep("sweep.n_trials=1", "sweep.pruner=threshold", "sweep.pruner_options={lower:1.1,n_warmup_steps:1}",
-                             "~sweep.space.trainer", "trainer.max_epochs=3")
+    study, sweep_dir = sweep(
+        "sweep.n_trials=1",
+        "sweep.pruner=threshold",
+        "sweep.pruner_options={lower:1.1,n_warmup_steps:1}",
+        "~sweep.space.trainer",
+        "trainer.max_epochs=3",
+    )
     (trial,) = study.trials
-    assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs"] == 2 and sorted(trial.intermediate_values) == [0, 1]
+    assert (
+        trial.state == TrialState.PRUNED
+        and trial.user_attrs["epochs"] == 2
+        and sorted(trial.intermediate_values) == [0, 1]
+    )
     row = read_trials(sweep_dir)[0]
     assert (row["state"], row["epochs"]) == ("PRUNED", "2")
     assert not (sweep_dir / "trials" / "0" / "metrics.json").exists()
@@ -95,7 +113,9 @@ def test_a_pruned_trial_is_recorded_with_the_epoch_it_stopped_at(sweep):
 def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     study, sweep_dir = sweep("sweep.n_trials=1")
     command = shlex.split(study.best_trial.user_attrs["command"])
-    assert command[:2] == ["python", "train.py"] and f"optimizer.lr={study.best_trial.params['optimizer.lr']!r}" in command
+    assert (
+        command[:2] == ["python", "train.py"] and f"optimizer.lr={study.best_trial.params['optimizer.lr']!r}" in command
+    )
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         with as_hydra_job(compose_run_config(command[2:]), tmp_path / "again") as cfg:  # as train.py would run it
@@ -108,9 +128,15 @@ def test_best_yaml_command_reproduces_the_best_trial(sweep, tmp_path):
     assert (tmp_path / "again" / "model" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("objective, extra", [("task/test_f1", []), ("wise/1/task/test_f1", ["method=wise"]),
-                                              ("fairness/names/recall_gap", ["probes.fairness.enabled=true"]),
-                                              ("degradation/stsb/drop", ["probes.degradation=[stsb]"])])
+@pytest.mark.parametrize(
+    "objective, extra",
+    [
+        ("task/test_f1", []),
+        ("wise/1/task/test_f1", ["method=wise"]),
+        ("fairness/names/recall_gap", ["probes.fairness.enabled=true"]),
+        ("degradation/stsb/drop", ["probes.degradation=[stsb]"]),
+    ],
+)
 def test_objectives_measured_on_test_data_are_refused_before_any_trial(sweep, tmp_path, objective, extra):
     """The declaration of each metric decides (not its name): every test-split metric is refused, whatever its key."""
     with pytest.raises(ConfigError, match=f"{objective} is measured on test data; select on validation"):
@@ -119,10 +145,21 @@ def test_objectives_measured_on_test_data_are_refused_before_any_trial(sweep, tm
 
 
 def test_validation_twins_of_the_probes_are_accepted_as_objectives():
-    overrides = ["model=tiny", "probes.degradation=[stsb,weights]", "probes.degradation_settings.stsb.splits=[test,validation]",
-                 "probes.fairness.splits=[validation]", "method=wise"]
-    accepted = ["task/val_f1:max", "degradation/stsb_val/drop:min", "fairness/names_val/recall_gap:min",
-                "degradation/weights/drop:min", "wise/0.5/task/val_f1:max", "resource/train_seconds:min"]
+    overrides = [
+        "model=tiny",
+        "probes.degradation=[stsb,weights]",
+        "probes.degradation_settings.stsb.splits=[test,validation]",
+        "probes.fairness.splits=[validation]",
+        "method=wise",
+    ]
+    accepted = [
+        "task/val_f1:max",
+        "degradation/stsb_val/drop:min",
+        "fairness/names_val/recall_gap:min",
+        "degradation/weights/drop:min",
+        "wise/0.5/task/val_f1:max",
+        "resource/train_seconds:min",
+    ]
 
     def check(objectives: list[str]) -> None:
         cfg = compose("sweep", overrides=[*overrides, f"sweep.objectives=[{','.join(objectives)}]"])
@@ -138,8 +175,13 @@ def test_validation_twins_of_the_probes_are_accepted_as_objectives():
 
 def test_a_diverged_trial_is_failed_with_its_reason(sweep, tmp_path):
     with pytest.raises(SweepStopped, match="TrainingDiverged: training loss is nan at step"):
-        sweep("sweep.n_trials=1", "sweep.max_failures=1", "~sweep.space.optimizer.lr",
-              "+sweep.space.optimizer.lr={type:categorical,choices:[1e12]}", "trainer.gradient_clip_val=null")
+        sweep(
+            "sweep.n_trials=1",
+            "sweep.max_failures=1",
+            "~sweep.space.optimizer.lr",
+            "+sweep.space.optimizer.lr={type:categorical,choices:[1e12]}",
+            "trainer.gradient_clip_val=null",
+        )
     sweep_dir = tmp_path / "sweep"
     failed = read_trials(sweep_dir)[0]
     assert failed["state"] == "FAIL"

@@ -22,7 +22,10 @@ def test_default_sweep_searches_lr_and_epochs_on_val_f1():
     settings = sweep_settings()
     assert settings.objectives == [("task/val_f1", "maximize")] and settings.prune
     assert set(settings.space) == {"optimizer.lr", "trainer.max_epochs"}
-    assert settings.space["optimizer.lr"].log and (settings.space["optimizer.lr"].low, settings.space["optimizer.lr"].high) == (1e-6, 1e-3)
+    assert settings.space["optimizer.lr"].log and (
+        settings.space["optimizer.lr"].low,
+        settings.space["optimizer.lr"].high,
+    ) == (1e-6, 1e-3)
     assert (settings.space["trainer.max_epochs"].low, settings.space["trainer.max_epochs"].high) == (1, 5)
 
 
@@ -34,18 +37,29 @@ def test_multi_objective_turns_pruning_off_and_says_so():
 
 def test_every_settings_problem_in_one_line():
     with pytest.raises(ConfigError) as caught:
-        sweep_settings("sweep.objectives=[task/val_f1:up]", "sweep.n_trials=0", "sweep.pruner=never",
-                       "sweep.max_failures=0", "sweep.sampler=grid")
+        sweep_settings(
+            "sweep.objectives=[task/val_f1:up]",
+            "sweep.n_trials=0",
+            "sweep.pruner=never",
+            "sweep.max_failures=0",
+            "sweep.sampler=grid",
+        )
     message = str(caught.value)
-    for fragment in ("'task/val_f1:up' must be <metric>:max or <metric>:min",
-                     "sweep.n_trials=0", "sweep.pruner='never'", "sweep.max_failures=0", "sweep.sampler='grid'"):
+    for fragment in (
+        "'task/val_f1:up' must be <metric>:max or <metric>:min",
+        "sweep.n_trials=0",
+        "sweep.pruner='never'",
+        "sweep.max_failures=0",
+        "sweep.sampler='grid'",
+    ):
         assert fragment in message
     assert "\n" not in message
 
 
 def test_only_sweep_overrides_are_left_out_of_the_runs():
-    assert train_overrides(["model=tiny", "sweep.n_trials=3", "+sweep.worker=1", "sweep=lr_epochs", "seed=2",
-                            "sweeper_note=x"]) == ["model=tiny", "seed=2", "sweeper_note=x"]
+    assert train_overrides(
+        ["model=tiny", "sweep.n_trials=3", "+sweep.worker=1", "sweep=lr_epochs", "seed=2", "sweeper_note=x"]
+    ) == ["model=tiny", "seed=2", "sweeper_note=x"]
 
 
 def toy_study(seed: int, storage=None, name="toy") -> optuna.Study:
@@ -97,9 +111,13 @@ def test_storage_urls_journal_files_and_bad_urls(tmp_path):
 
 def test_heartbeat_settings_reach_the_storage_and_are_checked(tmp_path):
     settings = sweep_settings("sweep.heartbeat_seconds=2", "sweep.grace_seconds=5")
-    storage = make_storage(None, tmp_path, heartbeat_seconds=settings.heartbeat_seconds,
-                           grace_seconds=settings.grace_seconds)
+    storage = make_storage(
+        None, tmp_path, heartbeat_seconds=settings.heartbeat_seconds, grace_seconds=settings.grace_seconds
+    )
     assert (storage.heartbeat_interval, storage.grace_period) == (2, 5)
-    with pytest.raises(ConfigError, match=r"sweep.heartbeat_seconds=60 and sweep.grace_seconds=30 must be whole "
-                                          r"seconds, 1 <= heartbeat < grace"):
+    with pytest.raises(
+        ConfigError,
+        match=r"sweep.heartbeat_seconds=60 and sweep.grace_seconds=30 must be whole "
+        r"seconds, 1 <= heartbeat < grace",
+    ):
         sweep_settings("sweep.grace_seconds=30")

@@ -22,8 +22,17 @@ def hydra_conf():
 
 
 def objective(tmp_path: Path) -> Objective:
-    return Objective(base_overrides=[], space={}, objectives=[("task/val_f1", "maximize")], sweep_dir=tmp_path,
-                     prune=False, monitor="val/f1", max_failures=1, group="lr_epochs", worker={})
+    return Objective(
+        base_overrides=[],
+        space={},
+        objectives=[("task/val_f1", "maximize")],
+        sweep_dir=tmp_path,
+        prune=False,
+        monitor="val/f1",
+        max_failures=1,
+        group="lr_epochs",
+        worker={},
+    )
 
 
 def test_a_trial_runs_in_its_own_folder_and_the_sweep_state_comes_back(hydra_conf, tmp_path):

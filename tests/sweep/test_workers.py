@@ -72,12 +72,20 @@ def test_trials_running_on_other_hosts_are_reported_with_their_fate(tmp_path):
     started_trial(study, worker_id(), tmp_path / "1")  # this host's: checked, not reported
     (journal,) = running_elsewhere(study, None)
     assert journal.startswith("trial 0 is running on pid 7 on elsewhere, which cannot be checked from ")
-    assert journal.endswith("stays RUNNING (a journal file has no heartbeat) until a sweep started on that host fails it")
+    assert journal.endswith(
+        "stays RUNNING (a journal file has no heartbeat) until a sweep started on that host fails it"
+    )
     assert running_elsewhere(study, 180)[0].endswith("the heartbeat check fails it 180 s after the last beat")
 
 
-@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "SIGINT (Ctrl-C)"), (signal.SIGTERM, "SIGTERM"),
-                                          (signal.SIGUSR2, "SIGUSR2 (submitit: the time limit is near)")])
+@pytest.mark.parametrize(
+    "signum, name",
+    [
+        (signal.SIGINT, "SIGINT (Ctrl-C)"),
+        (signal.SIGTERM, "SIGTERM"),
+        (signal.SIGUSR2, "SIGUSR2 (submitit: the time limit is near)"),
+    ],
+)
 def test_a_stopped_sweep_fails_its_running_trial_and_says_where_it_is(sweep, tmp_path, monkeypatch, signum, name):
     def stopped_during_training(cfg, run_dir, callbacks=()):
         signal.raise_signal(signum)
@@ -88,8 +96,10 @@ def test_a_stopped_sweep_fails_its_running_trial_and_says_where_it_is(sweep, tmp
     with pytest.raises(SweepInterrupted) as caught:
         sweep("sweep.n_trials=3")
     sweep_dir = tmp_path / "sweep"  # the sweep fixture's folder
-    assert str(caught.value) == (f"sweep interrupted by {name}: trial 0 marked failed; sweep directory: {sweep_dir} "
-                                 "(rerun the same command to continue)")
+    assert str(caught.value) == (
+        f"sweep interrupted by {name}: trial 0 marked failed; sweep directory: {sweep_dir} "
+        "(rerun the same command to continue)"
+    )
     assert signal.getsignal(signum) is previous  # the handler is the caller's again
     (row,) = read_trials(sweep_dir)
     assert (row["state"], row["error"]) == ("FAIL", f"interrupted: its worker received {name}")

@@ -23,7 +23,9 @@ def test_an_epoch_set_before_the_first_batch_gives_that_epochs_order():
 def test_labels_are_renumbered_in_the_models_order_or_refused():
     data = SplitDataModule(SimpleNamespace(name="toy"), None, 0)
     data.labels = ["O", "B-PER", "I-PER"]
-    data.splits = {"test": SimpleNamespace(label_pad=-100, labels=[torch.tensor([-100, 0, 1, 2, -100]), torch.tensor(2)])}
+    data.splits = {
+        "test": SimpleNamespace(label_pad=-100, labels=[torch.tensor([-100, 0, 1, 2, -100]), torch.tensor(2)])
+    }
     data.adopt_label_order(["I-PER", "O", "B-PER"], "model-x")
     assert data.labels == ["I-PER", "O", "B-PER"]
     assert [ids.tolist() for ids in data.splits["test"].labels] == [[-100, 1, 2, 0, -100], 0]
@@ -35,9 +37,13 @@ def test_labels_are_renumbered_in_the_models_order_or_refused():
 def test_evaluation_batches_are_shared_out_evenly_across_processes(examples):
     """Under DDP each process evaluates its share of the batches, all processes the same number of them (a forward is
     a collective step there); together every example once, the repeated batch aside."""
-    split = SimpleNamespace(input_ids=[torch.ones(n, dtype=torch.long) for n in range(1, examples + 1)],
-                            lengths=np.arange(1, examples + 1), extra_inputs={}, label_pad=-100,
-                            labels=[torch.tensor(0)] * examples)
+    split = SimpleNamespace(
+        input_ids=[torch.ones(n, dtype=torch.long) for n in range(1, examples + 1)],
+        lengths=np.arange(1, examples + 1),
+        extra_inputs={},
+        label_pad=-100,
+        labels=[torch.tensor(0)] * examples,
+    )
     whole = SplitDataModule(SimpleNamespace(eval_batch_size=4), SimpleNamespace(pad_token_id=0), 0)
     whole.splits = {"test": split}
     all_batches = [batch["example_index"].tolist() for batch in whole.eval_dataloader("test", shard=True)]

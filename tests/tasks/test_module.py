@@ -25,10 +25,20 @@ def trained_weights(cfg, clip_by: str, fused: bool, precision: str = "32-true") 
     model = load_classifier(cfg.model, task.head, data.labels)
     cfg.optimizer.fused = fused
     module = task.module(model, cfg.optimizer, data, gradient_clip_val=CLIP if clip_by == "module" else None)
-    trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", devices=1, precision=precision, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0, gradient_clip_val=CLIP if clip_by == "lightning" else None,
-                        use_distributed_sampler=False, deterministic=True)
+    trainer = L.Trainer(
+        max_steps=STEPS,
+        accelerator="cpu",
+        devices=1,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        gradient_clip_val=CLIP if clip_by == "lightning" else None,
+        use_distributed_sampler=False,
+        deterministic=True,
+    )
     trainer.fit(module, datamodule=data)
     return {name: value.detach().clone() for name, value in model.state_dict().items()}, trainer
 

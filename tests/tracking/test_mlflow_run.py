@@ -30,7 +30,9 @@ def test_tracking_uri_from_the_environment_gets_the_run_and_its_values(tmp_path,
     assert (node.tracking_uri, node.experiment_name) == (shared, "audit")
 
     run_dir = tmp_path / "run"
-    logger = MLflowRunLogger(save_dir=str(run_dir), tracking_uri=node.tracking_uri, experiment_name=node.experiment_name)
+    logger = MLflowRunLogger(
+        save_dir=str(run_dir), tracking_uri=node.tracking_uri, experiment_name=node.experiment_name
+    )
     long_path = "/data/" + "x" * 300  # Lightning's own MLFlowLogger would keep only the first 250 characters
     logger.log_hyperparams({"data.dir": long_path, "optimizer.lr": 3e-3})
     publish_run([logger], run_dir, {"task/test_f1": 0.5, "degradation/stsb/drop": 12.25})

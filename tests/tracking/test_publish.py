@@ -34,9 +34,24 @@ def multirun(tmp_path_factory) -> tuple[Path, str]:
     probe only: its ``degradation/weights/...`` keys have the same form as every probe's, and the others cost time."""
     cwd = tmp_path_factory.mktemp("loggers")
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    result = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *TINY_RUN,
-                             "logger=tensorboard,mlflow,[tensorboard,mlflow,csv]", "trainer.log_every_n_steps=5",
-                             "probes.degradation=[weights]", "probes.fairness.enabled=false", "hydra.sweep.dir=sweep"], cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            *TINY_RUN,
+            "logger=tensorboard,mlflow,[tensorboard,mlflow,csv]",
+            "trainer.log_every_n_steps=5",
+            "probes.degradation=[weights]",
+            "probes.fairness.enabled=false",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "sweep", result.stdout + result.stderr
 
@@ -105,8 +120,10 @@ def test_mlflow_holds_every_final_value_the_config_and_the_curves(multirun, name
     assert run.data.params["optimizer.lr"] == "0.003" and run.data.params["logger.mlflow.tracking_uri"] == "None"
 
     losses = client.get_metric_history(run.info.run_id, "train/loss")
-    learning_rates = [point.value for point in sorted(client.get_metric_history(run.info.run_id, "lr-AdamW/pg1"),
-                                                      key=lambda point: point.step)]
+    learning_rates = [
+        point.value
+        for point in sorted(client.get_metric_history(run.info.run_id, "lr-AdamW/pg1"), key=lambda point: point.step)
+    ]
     assert len(losses) > 2 and len(learning_rates) == len(losses)
     assert max(learning_rates) > learning_rates[-1] > 0
     assert len(client.get_metric_history(run.info.run_id, "val/f1")) == 3
@@ -116,7 +133,13 @@ def test_mlflow_holds_every_final_value_the_config_and_the_curves(multirun, name
 
 def test_each_job_has_only_its_loggers_files(multirun):
     sweep, _ = multirun
-    present = {name: {folder for folder in ("tensorboard", "mlflow.db", "csv") if (job(sweep, name) / folder).exists()}
-               for name in JOBS}
-    assert present == {"tensorboard": {"tensorboard"}, "mlflow": {"mlflow.db"}, "all": {"tensorboard", "mlflow.db", "csv"}}
+    present = {
+        name: {folder for folder in ("tensorboard", "mlflow.db", "csv") if (job(sweep, name) / folder).exists()}
+        for name in JOBS
+    }
+    assert present == {
+        "tensorboard": {"tensorboard"},
+        "mlflow": {"mlflow.db"},
+        "all": {"tensorboard", "mlflow.db", "csv"},
+    }
     assert not list(sweep.parent.glob("mlruns")) and not list(sweep.parent.glob("mlflow.db"))  # nothing in the cwd

@@ -31,8 +31,13 @@ def test_publish_sends_metrics_tables_and_images(tmp_path, capsys):
     (run_dir / "fairness_groups.csv").write_text("group,recall\nblack_female,0.9\nwhite_male,0.8\n")
     (run_dir / "csv").mkdir()
     (run_dir / "csv" / "metrics.csv").write_text("step,loss\n0,1.0\n")  # the CSV logger's file: not a table
-    metrics = {"task/test_f1": 0.5, "task/test_f1_strict": 0.4, "task/test_f1_PER": 0.75, "task/test_f1_macro": 0.6,
-               "fairness/names/recall_gap": 0.1}
+    metrics = {
+        "task/test_f1": 0.5,
+        "task/test_f1_strict": 0.4,
+        "task/test_f1_PER": 0.75,
+        "task/test_f1_macro": 0.6,
+        "fairness/names/recall_gap": 0.1,
+    }
 
     publish_run([wandb_logger(save_dir=str(run_dir), project="test")], run_dir, metrics)
 

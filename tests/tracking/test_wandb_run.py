@@ -23,9 +23,23 @@ def multirun(tmp_path_factory) -> tuple[Path, str]:
     """``python train.py -m ... seed=1,2 logger=wandb`` with WANDB_MODE unset (so: offline) and a key in the env."""
     cwd = tmp_path_factory.mktemp("wandb")
     env = {key: value for key, value in os.environ.items() if key not in ("WANDB_MODE", "WANDB_DIR")}
-    result = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *TINY_RUN, "logger=wandb",
-                             "trainer.log_every_n_steps=1", "seed=1,2", "hydra.sweep.dir=sweep"],
-                            cwd=cwd, capture_output=True, text=True, env={**env, "WANDB_API_KEY": FAKE_KEY}, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            *TINY_RUN,
+            "logger=wandb",
+            "trainer.log_every_n_steps=1",
+            "seed=1,2",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**env, "WANDB_API_KEY": FAKE_KEY},
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "sweep", result.stdout + result.stderr
 

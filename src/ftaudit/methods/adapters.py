@@ -47,7 +47,10 @@ class RankBudget(L.Callback):
 
     def state_dict(self) -> dict:
         allocator = self.adalora.rankallocator
-        return {**{name: dict(getattr(allocator, name)) for name in self.ESTIMATES}, "rank_pattern": self.config.rank_pattern}
+        return {
+            **{name: dict(getattr(allocator, name)) for name in self.ESTIMATES},
+            "rank_pattern": self.config.rank_pattern,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for name in self.ESTIMATES:

@@ -44,8 +44,11 @@ class FineTuningMethod:
         """``method/...`` figures of the trained model (as returned by ``prepare``)."""
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
-        return {"method/trainable_params": float(trainable), "method/trainable_fraction": trainable / total,
-                "method/adapter_mb": self.saved_bytes(model) / 1e6}
+        return {
+            "method/trainable_params": float(trainable),
+            "method/trainable_fraction": trainable / total,
+            "method/adapter_mb": self.saved_bytes(model) / 1e6,
+        }
 
     def saved_bytes(self, model: torch.nn.Module) -> int:
         """Bytes on disk of what must be kept beside the base model to restore this fine-tune: the trained tensors."""
@@ -60,8 +63,11 @@ class FineTuningMethod:
     def metric_specs(self, run_specs: list[MetricSpec]) -> list[MetricSpec]:
         """The split and direction of the keys ``metrics`` and ``evaluate`` return, given the declarations of the
         rest of the run's (``run_specs``: the task's, the probes', the resources')."""
-        return [MetricSpec("method/trainable_params", None, None), MetricSpec("method/trainable_fraction", None, None),
-                MetricSpec("method/adapter_mb", None, "min")]
+        return [
+            MetricSpec("method/trainable_params", None, None),
+            MetricSpec("method/trainable_fraction", None, None),
+            MetricSpec("method/adapter_mb", None, "min"),
+        ]
 
     def evaluate(self, ctx) -> dict[str, float]:
         """Measurements after the test pass and the probes, given the probes' ``ProbeContext`` (e.g. WiSE-FT's curve)."""
@@ -71,13 +77,17 @@ class FineTuningMethod:
 def build_method(cfg: DictConfig) -> FineTuningMethod:
     """The method the ``method`` config group selects."""
     if "_target_" not in cfg:
-        raise ConfigError("the method config has no _target_; pick one with method=full|lora|adalora|ia3|freeze|l2sp|wise")
+        raise ConfigError(
+            "the method config has no _target_; pick one with method=full|lora|adalora|ia3|freeze|l2sp|wise"
+        )
     try:
         method = hydra.utils.instantiate(cfg)
     except InstantiationException as err:
         if isinstance(err.__cause__, UserError):  # a method's own check of its settings
             raise err.__cause__ from None
-        raise ConfigError(f"cannot build method {cfg.get('name')!r}: {err.__cause__ or err}".replace("\n", " ")) from None
+        raise ConfigError(
+            f"cannot build method {cfg.get('name')!r}: {err.__cause__ or err}".replace("\n", " ")
+        ) from None
     if not isinstance(method, FineTuningMethod):
         raise ConfigError(f"method._target_={cfg._target_} is not a ftaudit.methods.FineTuningMethod")
     return method

@@ -14,8 +14,9 @@ def encoder_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
     try:
         return encoder.embeddings, encoder.encoder.layer
     except AttributeError:
-        raise ConfigError(f"method=freeze needs a BERT-style encoder (embeddings + encoder.layer); "
-                          f"{type(encoder).__name__} has none") from None
+        raise ConfigError(
+            f"method=freeze needs a BERT-style encoder (embeddings + encoder.layer); {type(encoder).__name__} has none"
+        ) from None
 
 
 class FrozenLayers(FineTuningMethod):

@@ -48,8 +48,12 @@ def alpha_label(alpha: float) -> str:
 
 
 class WiSEFT(FineTuningMethod):
-    def __init__(self, name: str = "wise", alphas: list[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
-                 splits: list[str] = ("validation", "test")):
+    def __init__(
+        self,
+        name: str = "wise",
+        alphas: list[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+        splits: list[str] = ("validation", "test"),
+    ):
         super().__init__(name)
         if not alphas or not all(0 <= a <= 1 for a in alphas):
             raise ConfigError(f"method.alphas={list(alphas)} must be a non-empty list of mixing weights in [0, 1]")
@@ -60,8 +64,11 @@ class WiSEFT(FineTuningMethod):
 
     def metric_specs(self, run_specs: list[MetricSpec]) -> list[MetricSpec]:
         """Besides the method figures, every task score and degradation figure again at each mixing weight."""
-        return [*super().metric_specs(run_specs), *(spec.under("wise/*/") for spec in run_specs),
-                MetricSpec("wise/seconds", None, "min")]
+        return [
+            *super().metric_specs(run_specs),
+            *(spec.under("wise/*/") for spec in run_specs),
+            MetricSpec("wise/seconds", None, "min"),
+        ]
 
     def evaluate(self, ctx: ProbeContext) -> dict[str, float]:
         with stage("WiSE-FT") as timed:
@@ -95,8 +102,8 @@ def plot_curve(alphas: list[float], metrics: dict[str, float], path: Path) -> No
     from matplotlib.figure import Figure
 
     first = f"wise/{alpha_label(alphas[0])}/"
-    panels = [key[len(first):] for key in metrics if key.startswith(first + "task/")]
-    panels += [key[len(first):] for key in metrics if key.startswith(first + "degradation/") and key.endswith("/drop")]
+    panels = [key[len(first) :] for key in metrics if key.startswith(first + "task/")]
+    panels += [key[len(first) :] for key in metrics if key.startswith(first + "degradation/") and key.endswith("/drop")]
     figure = Figure(figsize=(4.0 * len(panels), 3.4), layout="constrained")
     for axes, name in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         axes.plot(alphas, [metrics[f"wise/{alpha_label(a)}/{name}"] for a in alphas], marker="o")

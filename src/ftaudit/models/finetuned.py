@@ -43,8 +43,9 @@ def model_card(source: str):
         return None
 
 
-def with_base_encoder(finetuned: torch.nn.Module, base_weights: dict[str, torch.Tensor],
-                      base_source: str) -> dict[str, torch.Tensor]:
+def with_base_encoder(
+    finetuned: torch.nn.Module, base_weights: dict[str, torch.Tensor], base_source: str
+) -> dict[str, torch.Tensor]:
     """``finetuned``'s weights with its encoder's replaced by the base's (CPU copies); the head stays the fine-tuned
     one."""
     prefix = finetuned.base_model_prefix + "."
@@ -52,15 +53,19 @@ def with_base_encoder(finetuned: torch.nn.Module, base_weights: dict[str, torch.
     for key, value in finetuned.state_dict().items():
         if key.startswith(prefix):
             if key not in base_weights or base_weights[key].shape != value.shape:
-                raise ConfigError(f"base {base_source} is not the fine-tuned model's base: its encoder lacks {key} "
-                                  f"{tuple(value.shape)}; give the right one with base.name_or_path=...")
+                raise ConfigError(
+                    f"base {base_source} is not the fine-tuned model's base: its encoder lacks {key} "
+                    f"{tuple(value.shape)}; give the right one with base.name_or_path=..."
+                )
             value = base_weights[key]
         state[key] = value.detach().to("cpu", copy=True)
     return state
 
 
 def load_base(source: str, head: str, labels: list[str]) -> torch.nn.Module:
-    return load_classifier(OmegaConf.create({"name_or_path": source, "random_init": None, "dropout": None}), head, labels)
+    return load_classifier(
+        OmegaConf.create({"name_or_path": source, "random_init": None, "dropout": None}), head, labels
+    )
 
 
 def base_source(base_cfg: DictConfig, card, adapter_base: str | None, model: str) -> tuple[str, str]:
@@ -70,8 +75,10 @@ def base_source(base_cfg: DictConfig, card, adapter_base: str | None, model: str
         return str(card.base_model), "its model card (base_model)"
     if adapter_base:
         return adapter_base, f"its {ADAPTER_CONFIG} (base_model_name_or_path)"
-    raise ConfigError(f"{model} records no base model (it was trained from a random initialisation, or its card names "
-                      "none): give the checkpoint it was fine-tuned from with base.name_or_path=...")
+    raise ConfigError(
+        f"{model} records no base model (it was trained from a random initialisation, or its card names "
+        "none): give the checkpoint it was fine-tuned from with base.name_or_path=..."
+    )
 
 
 def load_finetuned(model_cfg: DictConfig, base_cfg: DictConfig, head: str) -> FineTunedModel:
@@ -98,8 +105,10 @@ def load_adapter(source: str, card, base_cfg: DictConfig, head: str) -> FineTune
 
     labels = getattr(card, "labels", None)
     if not labels:
-        raise ConfigError(f"adapter {source} records no labels (its README.md front matter has no 'labels' list, as "
-                          "ftaudit writes it); add the model's label names in id order there")
+        raise ConfigError(
+            f"adapter {source} records no labels (its README.md front matter has no 'labels' list, as "
+            "ftaudit writes it); add the model's label names in id order there"
+        )
     base, named_by = base_source(base_cfg, card, PeftConfig.from_pretrained(source).base_model_name_or_path, source)
     model = load_base(base, head, labels)
     base_weights = {key: value.detach().clone() for key, value in model.state_dict().items()}  # merging changes them

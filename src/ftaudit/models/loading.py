@@ -38,8 +38,10 @@ def saved_model(run_dir: Path) -> str:
     for name in SAVED_MODEL_FOLDERS:
         if (run_dir / name).is_dir():
             return str(run_dir / name)
-    raise ConfigError(f"{run_dir} is an ftaudit run directory without a saved model (it ran with "
-                      "record.save_model=false); run it again with record.save_model=true")
+    raise ConfigError(
+        f"{run_dir} is an ftaudit run directory without a saved model (it ran with "
+        "record.save_model=false); run it again with record.save_model=true"
+    )
 
 
 def unreachable(what: str, source: str, err: Exception) -> ConfigError:
@@ -59,7 +61,9 @@ def load_tokenizer(model_cfg):
     except (OSError, ValueError) as err:
         raise unreachable("tokenizer", source, err) from None
     if not tokenizer.is_fast:
-        raise ConfigError(f"tokenizer of {source!r} is not a fast tokenizer; word alignment needs one (pick another model)")
+        raise ConfigError(
+            f"tokenizer of {source!r} is not a fast tokenizer; word alignment needs one (pick another model)"
+        )
     return tokenizer
 
 
@@ -72,8 +76,11 @@ def load_classifier(model_cfg, head: str, labels: list[str], attn_implementation
 
     auto_class = getattr(transformers, head)
     source = resolve_source(model_cfg.name_or_path)
-    label_maps = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                  "label2id": {label: i for i, label in enumerate(labels)}}
+    label_maps = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
     try:
         if model_cfg.random_init:
             overrides = OmegaConf.to_container(model_cfg.random_init, resolve=True)

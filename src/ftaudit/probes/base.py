@@ -35,7 +35,9 @@ class ProbeContext:
     precision: str = "32-true"
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     task: object = None  # the run's ftaudit.tasks.base.Task
-    base_source: str | None = None  # the base checkpoint (name or folder) the model was fine-tuned from; None: random init
+    base_source: str | None = (
+        None  # the base checkpoint (name or folder) the model was fine-tuned from; None: random init
+    )
 
     def base_model(self) -> torch.nn.Module:
         """A copy of the fine-tuned architecture holding the untouched pre-fine-tuning weights."""

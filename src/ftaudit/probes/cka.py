@@ -20,9 +20,15 @@ def layer_names(hidden_state_count: int) -> list[str]:
 
 
 @torch.inference_mode()
-def token_states(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int,
-                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                 progress_bar: Callable[[Iterable], Iterable] = iter) -> dict[str, torch.Tensor]:
+def token_states(
+    encoder,
+    tokenizer,
+    texts: list[str],
+    batch_size: int,
+    max_length: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    progress_bar: Callable[[Iterable], Iterable] = iter,
+) -> dict[str, torch.Tensor]:
     """Each layer's hidden states of every non-pad token, as one (tokens, hidden) matrix per layer, in a fixed order;
     the batches behind ``progress_bar`` (``text_batches``)."""
     device = next(encoder.parameters()).device
@@ -51,8 +57,10 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 class CKAProbe(DegradationProbe):
     base_name = "cka"
-    description = ("linear CKA between the base's and the fine-tuned encoder's hidden states on WikiText-2 sentences, "
-                   "per layer; finetuned = the mean over the transformer blocks (1 = representations unchanged)")
+    description = (
+        "linear CKA between the base's and the fine-tuned encoder's hidden states on WikiText-2 sentences, "
+        "per layer; finetuned = the mean over the transformer blocks (1 = representations unchanged)"
+    )
     data = ("WikiText-2", "WIKITEXT2_DIR", "data/wikitext2")
     split_files = {"test": "wiki.test.raw", "validation": "wiki.valid.raw"}
 
@@ -62,15 +70,24 @@ class CKAProbe(DegradationProbe):
             raise ConfigError(f"probes.degradation_settings.cka.sentences={settings.sentences} must be >= 2")
 
     def metric_specs(self) -> list[MetricSpec]:
-        return [*comparison_specs(self.name, self.split),
-                *(MetricSpec(f"degradation/{self.name}/{layer}", self.split, "max") for layer in ("embeddings", "layer_*"))]
+        return [
+            *comparison_specs(self.name, self.split),
+            *(MetricSpec(f"degradation/{self.name}/{layer}", self.split, "max") for layer in ("embeddings", "layer_*")),
+        ]
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         texts = wikitext_sentences(self.data_file(), self.settings.sentences, self.settings.seed)
 
         def states(model, which: str) -> dict[str, torch.Tensor]:
-            return token_states(model.base_model, ctx.tokenizer, texts, self.batch_size, self.settings.max_length,
-                                ctx.autocast, ctx.progress(f"{self.name} {which}"))
+            return token_states(
+                model.base_model,
+                ctx.tokenizer,
+                texts,
+                self.batch_size,
+                self.settings.max_length,
+                ctx.autocast,
+                ctx.progress(f"{self.name} {which}"),
+            )
 
         base = self.cached_base(ctx, lambda: states(ctx.base_model(), "base"), tensors=True)
         finetuned_states = states(ctx.model, "fine-tuned")

@@ -24,21 +24,30 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to any probe's measuring code changes its numbers: it invalidates every cached base result.
 MEASURE_VERSION = 1
-SPLIT_SUFFIX = {"test": "", "validation": "_val"}  # degradation/stsb/... on test, degradation/stsb_val/... on validation
+SPLIT_SUFFIX = {
+    "test": "",
+    "validation": "_val",
+}  # degradation/stsb/... on test, degradation/stsb_val/... on validation
 
 
 def comparison(name: str, base: float, finetuned: float, higher_is_better: bool = True) -> dict[str, float]:
     """``name/base``, ``name/finetuned`` and ``name/drop``, the drop signed so that positive means worse."""
     drop = base - finetuned if higher_is_better else finetuned - base
-    return {f"degradation/{name}/base": float(base), f"degradation/{name}/finetuned": float(finetuned),
-            f"degradation/{name}/drop": float(drop)}
+    return {
+        f"degradation/{name}/base": float(base),
+        f"degradation/{name}/finetuned": float(finetuned),
+        f"degradation/{name}/drop": float(drop),
+    }
 
 
 def comparison_specs(name: str, split: str | None, higher_is_better: bool = True) -> list[MetricSpec]:
     """The declarations of ``comparison``'s keys: base and fine-tuned scores point the score's way; a drop is worse."""
     better = "max" if higher_is_better else "min"
-    return [MetricSpec(f"degradation/{name}/base", split, better), MetricSpec(f"degradation/{name}/finetuned", split, better),
-            MetricSpec(f"degradation/{name}/drop", split, "min")]
+    return [
+        MetricSpec(f"degradation/{name}/base", split, better),
+        MetricSpec(f"degradation/{name}/finetuned", split, better),
+        MetricSpec(f"degradation/{name}/drop", split, "min"),
+    ]
 
 
 class BaseIdentity:
@@ -50,8 +59,10 @@ class BaseIdentity:
     def __call__(self, ctx: ProbeContext) -> dict:
         if self._of is None or self._of[0] != id(ctx.base_state):
             prefix = ctx.model.base_model_prefix + "."
-            identity = {"encoder_weights": weights_sha256(ctx.base_state, prefix),
-                        "tokenizer": tokenizer_sha256(ctx.tokenizer)}
+            identity = {
+                "encoder_weights": weights_sha256(ctx.base_state, prefix),
+                "tokenizer": tokenizer_sha256(ctx.tokenizer),
+            }
             self._of = (id(ctx.base_state), identity)
         return self._of[1]
 
@@ -70,9 +81,16 @@ class DegradationProbe(Probe):
     data: tuple[str, str, str] | None = None  # (what, env var, repo default) of the data folder, if any
     split_files: dict[str, str] = {}  # split -> its file in that folder
 
-    def __init__(self, settings: DictConfig, split: str | None, batch_size: int, cache: BaseResultCache,
-                 identity: BaseIdentity):
-        self.settings, self.split, self.batch_size, self.cache, self.identity = settings, split, batch_size, cache, identity
+    def __init__(
+        self, settings: DictConfig, split: str | None, batch_size: int, cache: BaseResultCache, identity: BaseIdentity
+    ):
+        self.settings, self.split, self.batch_size, self.cache, self.identity = (
+            settings,
+            split,
+            batch_size,
+            cache,
+            identity,
+        )
         self.name = self.base_name + SPLIT_SUFFIX.get(split, "")
         self.missing = None
         found = self.find_data_file() if self.data else None
@@ -87,7 +105,9 @@ class DegradationProbe(Probe):
             return self.from_hub(str(err))
         path = folder / self.split_files[self.split]
         if not path.is_file():
-            raise DataError(f"{what} {self.split} file {path} not found; point {key} or ${env_var} at the {what} folder")
+            raise DataError(
+                f"{what} {self.split} file {path} not found; point {key} or ${env_var} at the {what} folder"
+            )
         return path
 
     def from_hub(self, not_found: str) -> HubSplit | None:
@@ -116,15 +136,25 @@ class DegradationProbe(Probe):
         source = self.data_file()
         return source.identity if isinstance(source, HubSplit) else file_sha256(source)
 
-    def cached_base(self, ctx: ProbeContext, compute: Callable[[], dict], tensors: bool = False,
-                    extra: dict | None = None) -> dict:
+    def cached_base(
+        self, ctx: ProbeContext, compute: Callable[[], dict], tensors: bool = False, extra: dict | None = None
+    ) -> dict:
         """The base side from the cache, keyed by base identity, this probe's settings and split, its data, the
         device and precision it is measured in, and ``extra``."""
         where = ("dir", "splits", "hub_id", "hub_config")  # the data's identity below says what was read
         settings = {k: v for k, v in OmegaConf.to_container(self.settings, resolve=True).items() if k not in where}
-        key = {"probe": self.base_name, "split": self.split, "version": MEASURE_VERSION, "model": self.identity(ctx),
-               "settings": settings, "batch_size": self.batch_size, "device": ctx.device.type,
-               "precision": ctx.precision, "data": self.data_identity(), **(extra or {})}
+        key = {
+            "probe": self.base_name,
+            "split": self.split,
+            "version": MEASURE_VERSION,
+            "model": self.identity(ctx),
+            "settings": settings,
+            "batch_size": self.batch_size,
+            "device": ctx.device.type,
+            "precision": ctx.precision,
+            "data": self.data_identity(),
+            **(extra or {}),
+        }
         return self.cache.get_or_compute(self.name, key, compute, tensors)
 
 
@@ -154,7 +184,9 @@ def build_degradation_probes(cfg: DictConfig) -> list[Probe]:
         splits = list(probe_settings.get("splits") or []) if probe_class.data else [None]
         bad = [split for split in splits if split not in probe_class.split_files] if probe_class.data else []
         if bad or not splits:
-            raise ConfigError(f"probes.degradation_settings.{name}.splits={splits} must list "
-                              f"{' and/or '.join(probe_class.split_files)}")
+            raise ConfigError(
+                f"probes.degradation_settings.{name}.splits={splits} must list "
+                f"{' and/or '.join(probe_class.split_files)}"
+            )
         probes += [probe_class(probe_settings, split, settings.batch_size, cache, identity) for split in splits]
     return probes

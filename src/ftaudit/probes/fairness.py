@@ -38,11 +38,14 @@ class FairnessProbe(Probe):
 
     kind = "fairness"
     base_name = "names"
-    description = ("the task's own evaluation sentences with the person's name swapped, once per group of names; a gap "
-                   "is the largest minus the smallest group's score (95% bootstrap interval, permutation p-value)")
+    description = (
+        "the task's own evaluation sentences with the person's name swapped, once per group of names; a gap "
+        "is the largest minus the smallest group's score (95% bootstrap interval, permutation p-value)"
+    )
 
-    def __init__(self, settings, groups: NameGroups | None, split: str, names_file: Path | None,
-                 missing: str | None = None):
+    def __init__(
+        self, settings, groups: NameGroups | None, split: str, names_file: Path | None, missing: str | None = None
+    ):
         self.settings, self.groups, self.split, self.missing = settings, groups, split, missing
         self.name = self.base_name + SPLIT_SUFFIX[split]
         self.data_files = [names_file] if names_file else []
@@ -89,14 +92,24 @@ def comparisons(groups: NameGroups) -> dict[str, Comparison]:
         strata: dict[tuple, list[int]] = {}
         for group, i in index.items():
             strata.setdefault(tuple(groups.attributes[other][group] for other in others), []).append(i)
-        units = {f"by_{attribute}/{value}": [index[group] for group in members]
-                 for value, members in groups.members(attribute).items()}
+        units = {
+            f"by_{attribute}/{value}": [index[group] for group in members]
+            for value, members in groups.members(attribute).items()
+        }
         compared[f"by_{attribute}"] = (units, list(strata.values()))
     return compared
 
 
-def rate_gaps(prefix: str, groups: NameGroups, hits: np.ndarray, totals: np.ndarray, replicates: np.ndarray,
-              resamples: int, seed: int, name: str) -> dict[str, float]:
+def rate_gaps(
+    prefix: str,
+    groups: NameGroups,
+    hits: np.ndarray,
+    totals: np.ndarray,
+    replicates: np.ndarray,
+    resamples: int,
+    seed: int,
+    name: str,
+) -> dict[str, float]:
     """A rate per group and per attribute value (``<prefix>/group/<g>/<name>``, ``<prefix>/by_<a>/<value>/<name>``) and,
     overall and per attribute, the gap between them (``gap_metrics``).
 
@@ -111,12 +124,21 @@ def rate_gaps(prefix: str, groups: NameGroups, hits: np.ndarray, totals: np.ndar
         pooled = pooled_recalls(rates, columns)
         metrics.update({f"{prefix}/{unit}/{name}": float(rate) for unit, rate in zip(units, pooled)})
         null = permuted_recalls(hits, totals, strata, resamples, seed)
-        metrics.update(gap_metrics("/".join(filter(None, (prefix, comparison))), pooled, pooled_recalls(replicates, columns),
-                                   pooled_recalls(null, columns), name))
+        metrics.update(
+            gap_metrics(
+                "/".join(filter(None, (prefix, comparison))),
+                pooled,
+                pooled_recalls(replicates, columns),
+                pooled_recalls(null, columns),
+                name,
+            )
+        )
     return metrics
 
 
-def gap_metrics(prefix: str, values: np.ndarray, replicates: np.ndarray, null: np.ndarray, name: str) -> dict[str, float]:
+def gap_metrics(
+    prefix: str, values: np.ndarray, replicates: np.ndarray, null: np.ndarray, name: str
+) -> dict[str, float]:
     """Max-min gap and min/max ratio of the groups' ``values`` (e.g. recalls) with bootstrap percentile intervals,
     and the gap's permutation p-value: ``<prefix>/<name>_gap``, ``_gap_ci_low``, ``_gap_ci_high``, ``_ratio``, ...,
     ``_gap_p_value``."""
@@ -124,21 +146,37 @@ def gap_metrics(prefix: str, values: np.ndarray, replicates: np.ndarray, null: n
     metrics = {}
     for statistic, value, samples in zip((f"{name}_gap", f"{name}_ratio"), point, resampled):
         low, high = percentile_interval(samples)
-        metrics.update({f"{prefix}/{statistic}": float(value), f"{prefix}/{statistic}_ci_low": float(low),
-                        f"{prefix}/{statistic}_ci_high": float(high)})
+        metrics.update(
+            {
+                f"{prefix}/{statistic}": float(value),
+                f"{prefix}/{statistic}_ci_low": float(low),
+                f"{prefix}/{statistic}_ci_high": float(high),
+            }
+        )
     metrics[f"{prefix}/{name}_gap_p_value"] = p_value(float(point[0]), gap_and_ratio(null)[0])
     return metrics
 
 
 def gap_specs(prefix: str, name: str, split: str, higher_is_fairer: bool = True) -> list[MetricSpec]:
     """The declarations of ``gap_metrics``' keys: a gap is better small, a ratio large; the p-value has no side."""
-    return [MetricSpec(f"{prefix}/{name}_gap", split, "min"), MetricSpec(f"{prefix}/{name}_gap_ci_*", split, None),
-            MetricSpec(f"{prefix}/{name}_ratio", split, "max" if higher_is_fairer else None),
-            MetricSpec(f"{prefix}/{name}_ratio_ci_*", split, None), MetricSpec(f"{prefix}/{name}_gap_p_value", split, None)]
+    return [
+        MetricSpec(f"{prefix}/{name}_gap", split, "min"),
+        MetricSpec(f"{prefix}/{name}_gap_ci_*", split, None),
+        MetricSpec(f"{prefix}/{name}_ratio", split, "max" if higher_is_fairer else None),
+        MetricSpec(f"{prefix}/{name}_ratio_ci_*", split, None),
+        MetricSpec(f"{prefix}/{name}_gap_p_value", split, None),
+    ]
 
 
-def write_group_chart(path: Path, groups: NameGroups, values: np.ndarray, replicates: np.ndarray, ylabel: str,
-                      title: str, upper: float | None = 1.05) -> None:
+def write_group_chart(
+    path: Path,
+    groups: NameGroups,
+    values: np.ndarray,
+    replicates: np.ndarray,
+    ylabel: str,
+    title: str,
+    upper: float | None = 1.05,
+) -> None:
     """Bar chart of each group's value with its 95% bootstrap interval, coloured by the first attribute; atomic."""
     from matplotlib.figure import Figure  # the object API renders with Agg and leaves pyplot's global state alone
 
@@ -184,8 +222,9 @@ def build_fairness_probes(cfg, task) -> list[Probe]:
         return []
     check_settings(settings)
     try:
-        path = find_data("fairness names file", settings.groups_file, NAMES_ENV_VAR, NAMES_DEFAULT,
-                         "probes.fairness.groups_file")
+        path = find_data(
+            "fairness names file", settings.groups_file, NAMES_ENV_VAR, NAMES_DEFAULT, "probes.fairness.groups_file"
+        )
     except DataNotFound as err:
         return [task.fairness_probe(settings, None, split, None, missing=str(err)) for split in settings.splits]
     attributes = list(settings.attributes) if settings.attributes else None

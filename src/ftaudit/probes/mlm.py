@@ -37,9 +37,17 @@ def choose_masked(candidates: torch.Tensor, ratio: float, generator: torch.Gener
 
 
 @torch.inference_mode()
-def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int, max_length: int, ratio: float,
-                        seed: int, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                        progress_bar: Callable[[Iterable], Iterable] = iter) -> dict[str, float]:
+def masked_token_scores(
+    masked_lm,
+    tokenizer,
+    texts: list[str],
+    batch_size: int,
+    max_length: int,
+    ratio: float,
+    seed: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    progress_bar: Callable[[Iterable], Iterable] = iter,
+) -> dict[str, float]:
     """Accuracy (%) of the top prediction at the masked positions, and exp(mean negative log-likelihood) there; the
     batches behind ``progress_bar`` (``text_batches``)."""
     device = next(masked_lm.parameters()).device
@@ -62,8 +70,10 @@ def masked_token_scores(masked_lm, tokenizer, texts: list[str], batch_size: int,
 
 class MaskedLMProbe(DegradationProbe):
     base_name = "mlm"
-    description = ("accuracy (%) of the base model's own pretrained masked-LM head on top of the encoder, predicting "
-                   "masked tokens of WikiText-2 sentences (and the pseudo-perplexity there); drop = base - fine-tuned")
+    description = (
+        "accuracy (%) of the base model's own pretrained masked-LM head on top of the encoder, predicting "
+        "masked tokens of WikiText-2 sentences (and the pseudo-perplexity there); drop = base - fine-tuned"
+    )
     data = ("WikiText-2", "WIKITEXT2_DIR", "data/wikitext2")
     split_files = {"test": "wiki.test.raw", "validation": "wiki.valid.raw"}
 
@@ -92,8 +102,10 @@ class MaskedLMProbe(DegradationProbe):
         return None
 
     def metric_specs(self) -> list[MetricSpec]:
-        return [*comparison_specs(self.name, self.split),
-                *comparison_specs(f"{self.name}/pseudo_perplexity", self.split, higher_is_better=False)]
+        return [
+            *comparison_specs(self.name, self.split),
+            *comparison_specs(f"{self.name}/pseudo_perplexity", self.split, higher_is_better=False),
+        ]
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         settings = self.settings
@@ -105,16 +117,32 @@ class MaskedLMProbe(DegradationProbe):
         def scores(encoder_state: dict[str, torch.Tensor], which: str) -> dict[str, float]:
             # The pretrained head on top of the given encoder (tied input/output embeddings move with it). A sentence
             # classifier's encoder also holds a pooler, which the masked LM neither has nor uses.
-            self.masked_lm.base_model.load_state_dict({k: v for k, v in encoder_state.items() if k in masked_lm_encoder})
-            return masked_token_scores(self.masked_lm, ctx.tokenizer, texts, self.batch_size, settings.max_length,
-                                       settings.mask_ratio, settings.seed, ctx.autocast,
-                                       ctx.progress(f"{self.name} {which}"))
+            self.masked_lm.base_model.load_state_dict(
+                {k: v for k, v in encoder_state.items() if k in masked_lm_encoder}
+            )
+            return masked_token_scores(
+                self.masked_lm,
+                ctx.tokenizer,
+                texts,
+                self.batch_size,
+                settings.max_length,
+                settings.mask_ratio,
+                settings.seed,
+                ctx.autocast,
+                ctx.progress(f"{self.name} {which}"),
+            )
 
         base_encoder = {name[len(prefix) :]: value for name, value in ctx.base_state.items() if name.startswith(prefix)}
         base = self.cached_base(ctx, lambda: scores(base_encoder, "base"), extra={"head_weights": self.head_identity})
         finetuned = scores(ctx.model.base_model.state_dict(), "fine-tuned")
         self.masked_lm = None  # free it: the run goes on
         metrics = comparison(self.name, base["accuracy"], finetuned["accuracy"])
-        metrics.update(comparison(f"{self.name}/pseudo_perplexity", base["pseudo_perplexity"],
-                                  finetuned["pseudo_perplexity"], higher_is_better=False))
+        metrics.update(
+            comparison(
+                f"{self.name}/pseudo_perplexity",
+                base["pseudo_perplexity"],
+                finetuned["pseudo_perplexity"],
+                higher_is_better=False,
+            )
+        )
         return metrics

@@ -32,16 +32,22 @@ class NameGroups:
 def load_name_groups(path: Path, attribute_names: list[str] | None = None) -> NameGroups:
     """Read a YAML ``group: [names...]`` file; attributes come from ``attribute_names`` or the file's key pattern."""
     if not path.is_file():
-        raise DataError(f"{path}: the names file is {'a folder' if path.is_dir() else 'missing'}; give a YAML file "
-                        "'group: [name, ...]' (probes.fairness.groups_file or $FAIRNESS_NAMES_FILE)")
+        raise DataError(
+            f"{path}: the names file is {'a folder' if path.is_dir() else 'missing'}; give a YAML file "
+            "'group: [name, ...]' (probes.fairness.groups_file or $FAIRNESS_NAMES_FILE)"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM is not part of the first group name
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the names file as UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the names file as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise DataError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); expected 'group: [name, ...]' lines") from None
+        raise DataError(
+            f"{path}: not valid YAML ({str(err).splitlines()[0]}); expected 'group: [name, ...]' lines"
+        ) from None
     if not isinstance(data, dict) or len(data) < 2:
         raise DataError(f"{path}: expected a mapping of at least 2 groups, 'group: [name, ...]' per line")
     names = {}
@@ -68,8 +74,10 @@ def split_group_keys(groups: list[str], attribute_names: list[str], path: Path) 
     for group in groups:
         values = group.split("_")
         if len(values) != len(attribute_names):
-            raise DataError(f"{path}: group key {group!r} does not match the key pattern {pattern}; rename the group "
-                            "or set probes.fairness.attributes to the names of its '_'-separated parts")
+            raise DataError(
+                f"{path}: group key {group!r} does not match the key pattern {pattern}; rename the group "
+                "or set probes.fairness.attributes to the names of its '_'-separated parts"
+            )
         for name, value in zip(attribute_names, values):
             attributes[name][group] = value
     return attributes

@@ -22,7 +22,9 @@ def bootstrap_recalls(found: np.ndarray, spans: np.ndarray, samples: int, seed: 
     return (weights @ found.T) / (weights @ spans)[:, None]
 
 
-def permuted_recalls(found: np.ndarray, spans: np.ndarray, strata: list[list[int]], samples: int, seed: int) -> np.ndarray:
+def permuted_recalls(
+    found: np.ndarray, spans: np.ndarray, strata: list[list[int]], samples: int, seed: int
+) -> np.ndarray:
     """``samples`` x groups recalls with the group labels shuffled within each sentence and stratum.
 
     Under the null hypothesis that a stratum's groups (e.g. female and male names of one ethnicity) are
@@ -36,7 +38,9 @@ def permuted_recalls(found: np.ndarray, spans: np.ndarray, strata: list[list[int
         shuffled = np.broadcast_to(per_sentence, (len(chunk), *per_sentence.shape)).copy()
         for stratum in strata:
             order = np.argsort(rng.random(shuffled[..., stratum].shape), axis=-1)
-            shuffled[..., stratum] = np.take_along_axis(np.broadcast_to(per_sentence[:, stratum], order.shape), order, axis=-1)
+            shuffled[..., stratum] = np.take_along_axis(
+                np.broadcast_to(per_sentence[:, stratum], order.shape), order, axis=-1
+            )
         recalls.append(shuffled.sum(axis=1) / spans.sum())
     return np.concatenate(recalls)
 

@@ -37,8 +37,10 @@ def read_stsb(path: Path) -> SimilarityPairs:
             try:
                 score, first, second = float(row[4]), row[5], row[6]
             except (IndexError, ValueError):
-                raise DataError(f"{path}:{line_number}: expected tab-separated 'genre file year id score "
-                                f"sentence1 sentence2', got {len(row)} field(s)") from None
+                raise DataError(
+                    f"{path}:{line_number}: expected tab-separated 'genre file year id score "
+                    f"sentence1 sentence2', got {len(row)} field(s)"
+                ) from None
             pairs.first.append(first)
             pairs.second.append(second)
             pairs.gold.append(score)
@@ -56,17 +58,25 @@ def hub_stsb_pairs(split: HubSplit, score_scale: float) -> SimilarityPairs:
     first, second = split.column("sentence1"), split.column("sentence2")
     gold = [score * score_scale for score in split.column("score")]
     if not all(0 <= score <= STSB_SCALE for score in gold):
-        raise DataError(f"{split}: scores x {score_scale} run from {min(gold)} to {max(gold)}, not STS-B's 0 to 5; set "
-                        "probes.degradation_settings.stsb.hub_score_scale to what puts the copy's scores on 0-5")
+        raise DataError(
+            f"{split}: scores x {score_scale} run from {min(gold)} to {max(gold)}, not STS-B's 0 to 5; set "
+            "probes.degradation_settings.stsb.hub_score_scale to what puts the copy's scores on 0-5"
+        )
     if len(gold) < 2:
         raise DataError(f"{split}: needs at least 2 sentence pairs, has {len(gold)}")
     return SimilarityPairs(list(first), list(second), gold)
 
 
 @torch.inference_mode()
-def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int, max_length: int,
-                           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                           progress_bar: Callable[[Iterable], Iterable] = iter) -> torch.Tensor:
+def mean_pooled_embeddings(
+    encoder,
+    tokenizer,
+    texts: list[str],
+    batch_size: int,
+    max_length: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    progress_bar: Callable[[Iterable], Iterable] = iter,
+) -> torch.Tensor:
     """One vector per text: the last hidden states averaged over its real (attention-masked) tokens; the batches
     behind ``progress_bar`` (``text_batches``)."""
     device = next(encoder.parameters()).device
@@ -80,9 +90,15 @@ def mean_pooled_embeddings(encoder, tokenizer, texts: list[str], batch_size: int
     return embeddings
 
 
-def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: int, max_length: int,
-                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                        progress_bar: Callable[[Iterable], Iterable] = iter) -> float:
+def similarity_spearman(
+    encoder,
+    tokenizer,
+    pairs: SimilarityPairs,
+    batch_size: int,
+    max_length: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    progress_bar: Callable[[Iterable], Iterable] = iter,
+) -> float:
     """Spearman x 100 between the pairs' embedding cosine similarities and their gold scores."""
     texts = list(dict.fromkeys(pairs.first + pairs.second))  # each distinct sentence encoded once
     position = {text: index for index, text in enumerate(texts)}
@@ -95,8 +111,10 @@ def similarity_spearman(encoder, tokenizer, pairs: SimilarityPairs, batch_size: 
 
 class StsbProbe(DegradationProbe):
     base_name = "stsb"
-    description = ("Spearman correlation (x100) between the cosine similarity of the encoder's mean-pooled last hidden "
-                   "states and the gold similarity of STS-B sentence pairs; drop = base - fine-tuned")
+    description = (
+        "Spearman correlation (x100) between the cosine similarity of the encoder's mean-pooled last hidden "
+        "states and the gold similarity of STS-B sentence pairs; drop = base - fine-tuned"
+    )
     data = ("STS-B", "STSB_DIR", "data/stsb")
     split_files = {"test": "sts-test.csv", "validation": "sts-dev.csv"}
 
@@ -105,12 +123,20 @@ class StsbProbe(DegradationProbe):
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         source = self.data_file()
-        pairs = (hub_stsb_pairs(source, self.settings.hub_score_scale) if isinstance(source, HubSplit)
-                 else read_stsb(source))
+        pairs = (
+            hub_stsb_pairs(source, self.settings.hub_score_scale) if isinstance(source, HubSplit) else read_stsb(source)
+        )
 
         def spearman(model, which: str) -> float:
-            return similarity_spearman(model.base_model, ctx.tokenizer, pairs, self.batch_size, self.settings.max_length,
-                                       ctx.autocast, ctx.progress(f"{self.name} {which}"))
+            return similarity_spearman(
+                model.base_model,
+                ctx.tokenizer,
+                pairs,
+                self.batch_size,
+                self.settings.max_length,
+                ctx.autocast,
+                ctx.progress(f"{self.name} {which}"),
+            )
 
         base = self.cached_base(ctx, lambda: {"spearman": spearman(ctx.base_model(), "base")})
         return comparison(self.name, base["spearman"], spearman(ctx.model, "fine-tuned"))

@@ -35,21 +35,26 @@ def wikitext_sentences(source: Path | HubSplit, count: int, seed: int, min_words
             if len(sentence.split()) >= min_words:
                 sentences.append(sentence)
     if len(sentences) < count:
-        raise DataError(f"{source} has {len(sentences)} sentences of >= {min_words} words; the probe needs {count} "
-                        "(lower the probe's `sentences` setting or point it at WikiText-2)")
+        raise DataError(
+            f"{source} has {len(sentences)} sentences of >= {min_words} words; the probe needs {count} "
+            "(lower the probe's `sentences` setting or point it at WikiText-2)"
+        )
     chosen = sorted(random.Random(seed).sample(range(len(sentences)), count))
     return [sentences[i] for i in chosen]
 
 
-def text_batches(tokenizer, texts: list[str], batch_size: int, max_length: int,
-                 progress_bar: Callable[[Iterable], Iterable] = iter) -> Iterator[tuple[list[int], dict]]:
+def text_batches(
+    tokenizer, texts: list[str], batch_size: int, max_length: int, progress_bar: Callable[[Iterable], Iterable] = iter
+) -> Iterator[tuple[list[int], dict]]:
     """``(indices, padded batch)`` over ``texts``, longest first so each batch pads little, the batches behind
     ``progress_bar`` (e.g. ``ProbeContext.progress(...)``; ``iter``: none)."""
-    encoded = tokenizer(texts, truncation=True, max_length=min(max_length, tokenizer.model_max_length),
-                        return_token_type_ids=False)
+    encoded = tokenizer(
+        texts, truncation=True, max_length=min(max_length, tokenizer.model_max_length), return_token_type_ids=False
+    )
     order = sorted(range(len(texts)), key=lambda i: -len(encoded["input_ids"][i]))
     for start in progress_bar(range(0, len(order), batch_size)):
         indices = order[start : start + batch_size]
-        batch = tokenizer.pad({key: [encoded[key][i] for i in indices] for key in ("input_ids", "attention_mask")},
-                              return_tensors="pt")
+        batch = tokenizer.pad(
+            {key: [encoded[key][i] for i in indices] for key in ("input_ids", "attention_mask")}, return_tensors="pt"
+        )
         yield indices, dict(batch)

@@ -40,12 +40,16 @@ def relative_distances(base: dict[str, torch.Tensor], finetuned: dict[str, torch
 
 class WeightDistanceProbe(DegradationProbe):
     base_name = "weights"
-    description = "relative distance ||w_finetuned - w_base|| / ||w_base|| of the encoder's weights, overall and per layer"
+    description = (
+        "relative distance ||w_finetuned - w_base|| / ||w_base|| of the encoder's weights, overall and per layer"
+    )
 
     def metric_specs(self) -> list[MetricSpec]:
         # No data: a distance in weight space, measured on no split.
-        return [*comparison_specs(self.name, None, higher_is_better=False),
-                *(MetricSpec(f"degradation/{self.name}/{group}", None, "min") for group in ("embeddings", "layer_*"))]
+        return [
+            *comparison_specs(self.name, None, higher_is_better=False),
+            *(MetricSpec(f"degradation/{self.name}/{group}", None, "min") for group in ("embeddings", "layer_*")),
+        ]
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         prefix = ctx.model.base_model_prefix + "."

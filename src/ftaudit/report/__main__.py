@@ -20,21 +20,42 @@ def comma_list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m ftaudit.report", description="Tables and plots from run records (metrics.json + config.yaml), "
-        "found recursively; mean ± std and n over the runs of each group.")
+        prog="python -m ftaudit.report",
+        description="Tables and plots from run records (metrics.json + config.yaml), "
+        "found recursively; mean ± std and n over the runs of each group.",
+    )
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="runs, multiruns or sweep folders")
-    parser.add_argument("--group-by", type=comma_list, default=None, metavar="KEYS",
-                        help="dotted config keys, comma-separated (default: the keys that vary across runs, seed "
-                             "excluded, names first, without those a varying name already determines)")
-    parser.add_argument("--metrics", type=comma_list, default=None, metavar="KEYS",
-                        help="metric keys or globs (* within a segment, ** across), comma-separated "
-                             "(default: each task's headline on test, accuracy, the headline on validation, degradation "
-                             "drops, fairness gaps, training time, energy)")
-    parser.add_argument("--format", type=comma_list, default=["md", "latex", "csv"], metavar="FORMATS",
-                        help="any of md, latex, csv (default: all)")
-    parser.add_argument("--tradeoff", default=None, metavar="KEY",
-                        help="the x axis of the tradeoff plots (default: the first degradation/*/drop the plotted "
-                             "task's runs recorded, else training time)")
+    parser.add_argument(
+        "--group-by",
+        type=comma_list,
+        default=None,
+        metavar="KEYS",
+        help="dotted config keys, comma-separated (default: the keys that vary across runs, seed "
+        "excluded, names first, without those a varying name already determines)",
+    )
+    parser.add_argument(
+        "--metrics",
+        type=comma_list,
+        default=None,
+        metavar="KEYS",
+        help="metric keys or globs (* within a segment, ** across), comma-separated "
+        "(default: each task's headline on test, accuracy, the headline on validation, degradation "
+        "drops, fairness gaps, training time, energy)",
+    )
+    parser.add_argument(
+        "--format",
+        type=comma_list,
+        default=["md", "latex", "csv"],
+        metavar="FORMATS",
+        help="any of md, latex, csv (default: all)",
+    )
+    parser.add_argument(
+        "--tradeoff",
+        default=None,
+        metavar="KEY",
+        help="the x axis of the tradeoff plots (default: the first degradation/*/drop the plotted "
+        "task's runs recorded, else training time)",
+    )
     parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
     return parser.parse_args(argv)
 
@@ -63,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     for score, filename in plot_files("tradeoff", scores).items():
         recorded = set().union(*(run.metrics for run in runs if f"task/test_{score}" in run.metrics))
         tradeoff_metric = args.tradeoff or default_tradeoff_metric(recorded)  # a cost that task's runs recorded
-        if tradeoff_metric and plot_tradeoff(groups, group_keys, tradeoff_metric, f"task/test_{score}", args.out / filename):
+        if tradeoff_metric and plot_tradeoff(
+            groups, group_keys, tradeoff_metric, f"task/test_{score}", args.out / filename
+        ):
             written.append(args.out / filename)
     for measure, filename in plot_files("fairness", fairness_measures(available)).items():
         if plot_fairness(groups, group_keys, measure, args.out / filename):

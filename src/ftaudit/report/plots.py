@@ -15,8 +15,10 @@ from ftaudit.tracking.record import atomic_write_bytes
 # Per-group measures of the fairness probes: NER's recall of substituted names, classification's flip rate under
 # attribution to names; their axis label, upper limit and title.
 PER_GROUP = re.compile(r"^fairness/(?P<probe>[^/]+)/group/(?P<group>[^/]+)/(?P<measure>recall|flip_rate)$")
-MEASURES = {"recall": ("PER recall on substituted names (higher is better)", 1.05, "Name-substitution recall"),
-            "flip_rate": ("flip rate under attribution to names (lower is better)", None, "Attribution flip rate")}
+MEASURES = {
+    "recall": ("PER recall on substituted names (higher is better)", 1.05, "Name-substitution recall"),
+    "flip_rate": ("flip rate under attribution to names (lower is better)", None, "Attribution flip rate"),
+}
 PNG_METADATA = {"Software": None}  # no version stamp: the same records give the same bytes
 
 
@@ -61,23 +63,38 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, y_m
     """Mean ± std of ``y_metric`` (a task's headline on test) against ``x_metric`` per group; False (nothing drawn)
     when no group has both."""
     plt = pyplot()
-    shown = [(group, summarise([r.metrics[x_metric] for r in group.runs if x_metric in r.metrics]),
-              summarise([r.metrics[y_metric] for r in group.runs if y_metric in r.metrics])) for group in groups]
+    shown = [
+        (
+            group,
+            summarise([r.metrics[x_metric] for r in group.runs if x_metric in r.metrics]),
+            summarise([r.metrics[y_metric] for r in group.runs if y_metric in r.metrics]),
+        )
+        for group in groups
+    ]
     shown = [(group, x, y) for group, x, y in shown if x is not None and y is not None]
     if not shown:
         return False
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     for group, x, y in shown:
         axes.errorbar(x.mean, y.mean, xerr=x.std or 0.0, yerr=y.std or 0.0, fmt="o", capsize=3)
-        axes.annotate(group_label(group, group_keys), (x.mean, y.mean), textcoords="offset points", xytext=(5, 5),
-                      fontsize=8)
+        axes.annotate(
+            group_label(group, group_keys), (x.mean, y.mean), textcoords="offset points", xytext=(5, 5), fontsize=8
+        )
     x_better = direction(groups, x_metric) or "min"
     points = [(x.mean, y.mean) for _, x, y in shown]
     front = pareto_front(points, x_better)
     # The staircase bounds what the front's groups dominate: better x and better y.
-    axes.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="black", linewidth=1.5,
-              alpha=0.7, zorder=0, drawstyle="steps-post" if x_better == "min" else "steps-pre",
-              label=f"Pareto front ({len(front)} of {len(points)} groups)")
+    axes.plot(
+        [points[i][0] for i in front],
+        [points[i][1] for i in front],
+        "--",
+        color="black",
+        linewidth=1.5,
+        alpha=0.7,
+        zorder=0,
+        drawstyle="steps-post" if x_better == "min" else "steps-pre",
+        label=f"Pareto front ({len(front)} of {len(points)} groups)",
+    )
     axes.set_xlabel(f"{x_metric} ({'lower' if x_better == 'min' else 'higher'} is better)")
     axes.set_ylabel(f"{y_metric} (higher is better)")
     axes.set_title("Task gain vs cost, mean ± std over each group's runs")
@@ -90,8 +107,15 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, y_m
 def plot_fairness(groups: list[Group], group_keys: list[str], measure: str, path: Path) -> bool:
     """Per-name-group ``measure`` (``recall`` or ``flip_rate``; mean ± std over runs) for each table group; False when
     no run has such keys."""
-    keys = sorted({key for group in groups for run in group.runs for key in run.metrics
-                   if (match := PER_GROUP.match(key)) and match["measure"] == measure})
+    keys = sorted(
+        {
+            key
+            for group in groups
+            for run in group.runs
+            for key in run.metrics
+            if (match := PER_GROUP.match(key)) and match["measure"] == measure
+        }
+    )
     if not keys:
         return False
     one_probe = len({PER_GROUP.match(key)["probe"] for key in keys}) == 1
@@ -103,8 +127,14 @@ def plot_fairness(groups: list[Group], group_keys: list[str], measure: str, path
     for g, group in enumerate(groups):
         cells = [summarise([run.metrics[key] for run in group.runs if key in run.metrics]) for key in keys]
         positions = [k - 0.4 + (g + 0.5) * width for k in range(len(keys))]
-        axes.bar(positions, [cell.mean if cell else 0.0 for cell in cells], width, capsize=2,
-                 yerr=[(cell.std or 0.0) if cell else 0.0 for cell in cells], label=group_label(group, group_keys))
+        axes.bar(
+            positions,
+            [cell.mean if cell else 0.0 for cell in cells],
+            width,
+            capsize=2,
+            yerr=[(cell.std or 0.0) if cell else 0.0 for cell in cells],
+            label=group_label(group, group_keys),
+        )
     axes.set_xticks(range(len(keys)), names, rotation=30, ha="right", fontsize=8)
     axes.set_ylabel(ylabel)
     if upper is not None:

@@ -42,11 +42,16 @@ def read_run(path: Path) -> RunRecord:
         config = yaml.load((path / "config.yaml").read_text(encoding="utf-8"), Loader=YamlLoader) or {}
         declared = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise DataError(f"unreadable run record in {path}: {err.__class__.__name__}: {str(err).splitlines()[0]}") from None
+        raise DataError(
+            f"unreadable run record in {path}: {err.__class__.__name__}: {str(err).splitlines()[0]}"
+        ) from None
     if not all(isinstance(part, dict) for part in (metrics, config, declared)):
         raise DataError(f"{path}: metrics.json, config.yaml and metrics_info.json must each hold one mapping")
-    numeric = {key: float(value) for key, value in metrics.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
+    numeric = {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
     return RunRecord(path, flatten(config), numeric, declared)
 
 
@@ -66,5 +71,7 @@ def find_runs(roots: list[Path]) -> list[RunRecord]:
             else:
                 subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "wandb"]
     if not found:
-        raise DataError(f"no run records (folders with metrics.json and config.yaml) under {', '.join(map(str, roots))}")
+        raise DataError(
+            f"no run records (folders with metrics.json and config.yaml) under {', '.join(map(str, roots))}"
+        )
     return [read_run(path) for path in sorted(found)]

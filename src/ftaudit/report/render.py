@@ -9,8 +9,18 @@ import math
 from ftaudit.report.table import Group, best_groups, direction
 
 ARROWS = {"max": ("↑", r"$\uparrow$"), "min": ("↓", r"$\downarrow$"), None: ("", "")}
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def format_value(value) -> str:
@@ -59,10 +69,16 @@ def rows(groups: list[Group], group_keys: list[str], metrics: list[str], plus_mi
 
 
 def to_markdown(groups: list[Group], group_keys: list[str], metrics: list[str]) -> str:
-    header = [*(group_keys or ["runs"]), "n", *(f"{metric} {ARROWS[direction(groups, metric)][0]}".rstrip() for metric in metrics)]
+    header = [
+        *(group_keys or ["runs"]),
+        "n",
+        *(f"{metric} {ARROWS[direction(groups, metric)][0]}".rstrip() for metric in metrics),
+    ]
     body = rows(groups, group_keys, metrics, " ± ", lambda text: f"**{text}**")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < len(header) - len(metrics) else "---:"
-                                                               for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < len(header) - len(metrics) else "---:" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines) + "\n"
 
@@ -73,14 +89,26 @@ def latex_escape(text: str) -> str:
 
 def to_latex(groups: list[Group], group_keys: list[str], metrics: list[str]) -> str:
     labels = group_keys or ["runs"]
-    header = [*(latex_escape(key) for key in labels), "$n$",
-              *(f"{latex_escape(metric)} {ARROWS[direction(groups, metric)][1]}".rstrip() for metric in metrics)]
+    header = [
+        *(latex_escape(key) for key in labels),
+        "$n$",
+        *(f"{latex_escape(metric)} {ARROWS[direction(groups, metric)][1]}".rstrip() for metric in metrics),
+    ]
     body = rows(groups, group_keys, metrics, " $\\pm$ ", lambda text: f"\\textbf{{{text}}}")
-    escaped = [[latex_escape(text) for text in row[: len(labels) + 1]] + [text.replace("—", "--") for text in row[len(labels) + 1 :]]
-               for row in body]
-    lines = [r"\begin{tabular}{" + "l" * len(labels) + "r" * (1 + len(metrics)) + "}", r"\toprule",
-             " & ".join(header) + r" \\", r"\midrule", *(" & ".join(row) + r" \\" for row in escaped),
-             r"\bottomrule", r"\end{tabular}"]
+    escaped = [
+        [latex_escape(text) for text in row[: len(labels) + 1]]
+        + [text.replace("—", "--") for text in row[len(labels) + 1 :]]
+        for row in body
+    ]
+    lines = [
+        r"\begin{tabular}{" + "l" * len(labels) + "r" * (1 + len(metrics)) + "}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+        *(" & ".join(row) + r" \\" for row in escaped),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -93,7 +121,9 @@ def to_csv(groups: list[Group], group_keys: list[str], metrics: list[str]) -> st
         stats = []
         for metric in metrics:
             cell = group.cells.get(metric)
-            stats += ["", "", 0] if cell is None else [repr(cell.mean), "" if cell.std is None else repr(cell.std), cell.n]
+            stats += (
+                ["", "", 0] if cell is None else [repr(cell.mean), "" if cell.std is None else repr(cell.std), cell.n]
+            )
         writer.writerow([*(format_value(value) for value in group.values), len(group.runs), *stats])
     return stream.getvalue()
 

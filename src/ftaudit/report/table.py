@@ -13,16 +13,22 @@ from ftaudit.report.records import RunRecord
 # change no result (and the loggers' save_dir differs in every run).
 NOT_GROUP_KEYS = re.compile(r"^(seed|trainer\.progress_bar|logger\..*)$")
 # After the task columns (each task's headline on test, accuracy, the headline on validation: ``task_metrics``).
-DEFAULT_METRICS = ("degradation/*/drop", "fairness/*/recall_gap", "fairness/*/flip_rate_gap", "resource/train_seconds",
-                   "resource/*kwh*")
+DEFAULT_METRICS = (
+    "degradation/*/drop",
+    "fairness/*/recall_gap",
+    "fairness/*/flip_rate_gap",
+    "resource/train_seconds",
+    "resource/*kwh*",
+)
 HEADLINE_KEY = re.compile(r"^task/val_(?P<score>.+)$")  # a run records its task's headline, and only it, on validation
 
 
 def direction(groups: list[Group], metric: str) -> str | None:
     """``"max"`` when higher is better, ``"min"`` when lower is better, as the runs that recorded ``metric`` declared
     it (``metrics_info.json``); None when they declared no direction, disagree, or declared nothing."""
-    said = {run.declared[metric].get("higher_is_better") for group in groups for run in group.runs
-            if metric in run.declared}
+    said = {
+        run.declared[metric].get("higher_is_better") for group in groups for run in group.runs if metric in run.declared
+    }
     if len(said) != 1 or None in said:
         return None
     return "max" if said.pop() else "min"
@@ -45,7 +51,11 @@ def headlines(runs: list[RunRecord]) -> list[str]:
 def task_metrics(runs: list[RunRecord]) -> list[str]:
     """Each task's headline on test, accuracy (where recorded), then each headline on validation."""
     scores = headlines(runs) or ["f1"]  # records without a validation score (written by hand): the first task's, NER's
-    return [*(f"task/test_{score}" for score in scores), "task/test_accuracy", *(f"task/val_{score}" for score in scores)]
+    return [
+        *(f"task/test_{score}" for score in scores),
+        "task/test_accuracy",
+        *(f"task/val_{score}" for score in scores),
+    ]
 
 
 def select_metrics(runs: list[RunRecord], patterns: list[str] | None) -> list[str]:
@@ -56,8 +66,9 @@ def select_metrics(runs: list[RunRecord], patterns: list[str] | None) -> list[st
     for pattern in patterns or [*task_metrics(runs), *DEFAULT_METRICS]:
         matched = [key for key in available if key_pattern(pattern).match(key) and key not in chosen]
         if patterns and not matched:
-            raise ConfigError(f"--metrics {pattern!r} matches no metric of the runs; they have e.g. "
-                              f"{', '.join(available[:8])}")
+            raise ConfigError(
+                f"--metrics {pattern!r} matches no metric of the runs; they have e.g. {', '.join(available[:8])}"
+            )
         chosen += matched
     if not chosen:
         raise ConfigError(f"none of the default metrics is in the runs; choose with --metrics (e.g. {available[0]})")
@@ -78,7 +89,9 @@ def default_group_keys(runs: list[RunRecord]) -> list[str]:
         kept_names = [name for name in chosen if name in names]
         values_by_names: dict[tuple, set] = {}
         for run in runs:
-            values_by_names.setdefault(tuple(run.config.get(name) for name in kept_names), set()).add(run.config.get(key))
+            values_by_names.setdefault(tuple(run.config.get(name) for name in kept_names), set()).add(
+                run.config.get(key)
+            )
         if any(len(values) > 1 for values in values_by_names.values()):
             chosen.append(key)
     return chosen

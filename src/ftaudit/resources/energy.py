@@ -24,8 +24,12 @@ class EnergyTracker:
         from codecarbon import OfflineEmissionsTracker
 
         self.tracker = OfflineEmissionsTracker(
-            country_iso_code=country_iso_code, log_level="error", save_to_file=False, tracking_mode="process",
-            allow_multiple_runs=True, measure_power_secs=15,
+            country_iso_code=country_iso_code,
+            log_level="error",
+            save_to_file=False,
+            tracking_mode="process",
+            allow_multiple_runs=True,
+            measure_power_secs=15,
         )
         self.tracker.start()
         self.country = country_iso_code or "world average"
@@ -42,9 +46,11 @@ class EnergyTracker:
         data = self.tracker.final_emissions_data
         hardware = self.tracker._conf.get("hardware", [])  # codecarbon's own description of each meter it used
         cpu_measured = any(mode in item for item in hardware if item.startswith("CPU") for mode in MEASURED_CPU_MODES)
-        method = (f"codecarbon {data.codecarbon_version} offline, {data.tracking_mode} mode, carbon intensity of "
-                  f"{self.country}; meters: {', '.join(hardware)} (CPU {'measured' if cpu_measured else 'estimated from TDP x load'}"
-                  f"{', GPU measured by NVML' if any(item.startswith('GPU') for item in hardware) else ''}, RAM estimated)")
+        method = (
+            f"codecarbon {data.codecarbon_version} offline, {data.tracking_mode} mode, carbon intensity of "
+            f"{self.country}; meters: {', '.join(hardware)} (CPU {'measured' if cpu_measured else 'estimated from TDP x load'}"
+            f"{', GPU measured by NVML' if any(item.startswith('GPU') for item in hardware) else ''}, RAM estimated)"
+        )
         metrics = {
             "resource/energy_kwh": float(data.energy_consumed),
             "resource/co2_kg": float(data.emissions),

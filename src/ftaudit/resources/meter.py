@@ -17,15 +17,24 @@ from ftaudit.resources.energy import EnergyTracker
 # What each resource/ key is: throughput and padding are measured on the training split; times, memory and energy
 # on no split (lower is better); counts and settings point no way.
 RESOURCE_SPECS = [
-    MetricSpec("resource/*_per_second", "train", "max"), MetricSpec("resource/mfu", "train", "max"),
-    MetricSpec("resource/padding_overhead", "train", "min"), MetricSpec("resource/train_flops_estimate", "train", None),
-    MetricSpec("resource/train_tokens", "train", None), MetricSpec("resource/train_padded_tokens", "train", None),
-    MetricSpec("resource/train_samples", "train", None), MetricSpec("resource/*_seconds", None, "min"),
-    MetricSpec("resource/probe_seconds/*/*", None, "min"), MetricSpec("resource/peak_rss_mb", None, "min"),
-    MetricSpec("resource/gpu_peak_*", None, "min"), MetricSpec("resource/energy_kwh", None, "min"),
-    MetricSpec("resource/co2_kg", None, "min"), MetricSpec("resource/energy_is_estimate", None, None),
-    MetricSpec("resource/params_*", None, None), MetricSpec("resource/devices", None, None),
-    MetricSpec("resource/cpu_threads", None, None), MetricSpec("resource/load_average_at_start", None, None),
+    MetricSpec("resource/*_per_second", "train", "max"),
+    MetricSpec("resource/mfu", "train", "max"),
+    MetricSpec("resource/padding_overhead", "train", "min"),
+    MetricSpec("resource/train_flops_estimate", "train", None),
+    MetricSpec("resource/train_tokens", "train", None),
+    MetricSpec("resource/train_padded_tokens", "train", None),
+    MetricSpec("resource/train_samples", "train", None),
+    MetricSpec("resource/*_seconds", None, "min"),
+    MetricSpec("resource/probe_seconds/*/*", None, "min"),
+    MetricSpec("resource/peak_rss_mb", None, "min"),
+    MetricSpec("resource/gpu_peak_*", None, "min"),
+    MetricSpec("resource/energy_kwh", None, "min"),
+    MetricSpec("resource/co2_kg", None, "min"),
+    MetricSpec("resource/energy_is_estimate", None, None),
+    MetricSpec("resource/params_*", None, None),
+    MetricSpec("resource/devices", None, None),
+    MetricSpec("resource/cpu_threads", None, None),
+    MetricSpec("resource/load_average_at_start", None, None),
     MetricSpec("resource/peak_tflops", None, None),
 ]
 
@@ -34,8 +43,11 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, float]:
     """Total, trainable and non-embedding parameters (token, position and type embeddings excluded, as in FLOP counts)."""
     embedding = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
     total = sum(p.numel() for p in model.parameters())
-    return {"resource/params_total": float(total), "resource/params_non_embedding": float(total - embedding),
-            "resource/params_trainable": float(sum(p.numel() for p in model.parameters() if p.requires_grad))}
+    return {
+        "resource/params_total": float(total),
+        "resource/params_non_embedding": float(total - embedding),
+        "resource/params_trainable": float(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+    }
 
 
 def training_flops(non_embedding_params: float, tokens: float) -> float:
@@ -59,7 +71,9 @@ class ResourceMeter(L.Callback):
     of an epoch that was cut off is lost, its time too).
     """
 
-    def __init__(self, peak_tflops: float | None = None, track_energy: bool = True, country_iso_code: str | None = None):
+    def __init__(
+        self, peak_tflops: float | None = None, track_energy: bool = True, country_iso_code: str | None = None
+    ):
         self.peak_tflops = peak_tflops
         self.seconds: dict[str, float] = defaultdict(float)
         self.counts: dict[str, float] = {}
@@ -112,7 +126,9 @@ class ResourceMeter(L.Callback):
             self.stop("train")
         # With several processes a resumed run's earlier count is the main process's, as each process's is about equal.
         local = [float(self._device_tokens or 0) + self._earlier_tokens, self._padded_tokens, self._samples]
-        totals = trainer.strategy.reduce(torch.tensor(local, dtype=torch.float64, device=module.device), reduce_op="sum")
+        totals = trainer.strategy.reduce(
+            torch.tensor(local, dtype=torch.float64, device=module.device), reduce_op="sum"
+        )
         self.counts = dict(zip(("tokens", "padded", "samples"), totals.tolist()))
 
     def on_test_start(self, trainer, module) -> None:
@@ -123,9 +139,14 @@ class ResourceMeter(L.Callback):
 
     def state_dict(self) -> dict:
         """What the run used until now: saved in its epoch checkpoints, for a resumed run to add to."""
-        return {"seconds": dict(self.seconds), "elapsed": time.perf_counter() - self._started_at,
-                "tokens": float(self._device_tokens or 0) + self._earlier_tokens, "padded": self._padded_tokens,
-                "samples": self._samples, "energy": self.energy.so_far() if self.energy else {}}
+        return {
+            "seconds": dict(self.seconds),
+            "elapsed": time.perf_counter() - self._started_at,
+            "tokens": float(self._device_tokens or 0) + self._earlier_tokens,
+            "padded": self._padded_tokens,
+            "samples": self._samples,
+            "energy": self.energy.so_far() if self.energy else {},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for stage, seconds in state["seconds"].items():
@@ -144,18 +165,22 @@ class ResourceMeter(L.Callback):
     def metrics(self) -> dict[str, float]:
         """Every ``resource/`` key; stops the energy tracker, so call it once, at the end of the run."""
         trained = bool(self.counts)
-        stages = ("setup", "train", "validation", "test", "probes") if trained else ("setup", "validation", "test", "probes")
+        stages = (
+            ("setup", "train", "validation", "test", "probes") if trained else ("setup", "validation", "test", "probes")
+        )
         metrics = {f"resource/{stage}_seconds": self.seconds[stage] for stage in stages}
         metrics["resource/total_seconds"] = time.perf_counter() - self._started_at
         if trained:
             metrics.update(self.training_metrics())
-        metrics.update({
-            "resource/peak_rss_mb": peak_rss_mb(),
-            "resource/devices": float(self.world_size),
-            "resource/cpu_threads": float(torch.get_num_threads()),
-            "resource/load_average_at_start": self._load_average,
-            **self.parameters,
-        })
+        metrics.update(
+            {
+                "resource/peak_rss_mb": peak_rss_mb(),
+                "resource/devices": float(self.world_size),
+                "resource/cpu_threads": float(torch.get_num_threads()),
+                "resource/load_average_at_start": self._load_average,
+                **self.parameters,
+            }
+        )
         if self.on_gpu:
             metrics["resource/gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
             metrics["resource/gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20

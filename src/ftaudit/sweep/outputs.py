@@ -26,9 +26,18 @@ def trials_csv(trials: list[FrozenTrial], metrics: list[str], params: list[str],
     writer.writerow(["number", "state", *metrics, *params, "epochs", "duration_s", "run_dir", "error"])
     for trial in trials:
         values = trial.values or [None] * len(metrics)
-        writer.writerow([trial.number, trial.state.name, *values, *(trial.params.get(key) for key in params),
-                         trial.user_attrs.get("epochs"), trial.duration.total_seconds() if trial.duration else None,
-                         trial.user_attrs.get("run_dir"), errors.get(trial.number)])
+        writer.writerow(
+            [
+                trial.number,
+                trial.state.name,
+                *values,
+                *(trial.params.get(key) for key in params),
+                trial.user_attrs.get("epochs"),
+                trial.duration.total_seconds() if trial.duration else None,
+                trial.user_attrs.get("run_dir"),
+                errors.get(trial.number),
+            ]
+        )
     return stream.getvalue()
 
 
@@ -42,12 +51,21 @@ def best_record(study: optuna.Study, metrics: list[str], errors: dict[int, str])
         best = [study.best_trial] if len(metrics) == 1 else study.best_trials
     return {
         "study": study.study_name,
-        "objectives": [f"{metric}:{'max' if direction == optuna.study.StudyDirection.MAXIMIZE else 'min'}"
-                       for metric, direction in zip(metrics, study.directions)],
+        "objectives": [
+            f"{metric}:{'max' if direction == optuna.study.StudyDirection.MAXIMIZE else 'min'}"
+            for metric, direction in zip(metrics, study.directions)
+        ],
         "trials": {state.name.lower(): states.count(state) for state in TrialState if states.count(state)},
-        "best_trials": [{"number": trial.number, "values": dict(zip(metrics, trial.values)), "params": trial.params,
-                         "run_dir": trial.user_attrs.get("run_dir"), "command": trial.user_attrs.get("command")}
-                        for trial in sorted(best, key=lambda trial: trial.number)],
+        "best_trials": [
+            {
+                "number": trial.number,
+                "values": dict(zip(metrics, trial.values)),
+                "params": trial.params,
+                "run_dir": trial.user_attrs.get("run_dir"),
+                "command": trial.user_attrs.get("command"),
+            }
+            for trial in sorted(best, key=lambda trial: trial.number)
+        ],
         "failed_trials": errors,
     }
 
@@ -62,8 +80,10 @@ def write_plots(study: optuna.Study, metrics: list[str], sweep_dir: Path) -> dic
     from optuna.visualization import matplotlib as plots
 
     first = (lambda trial: trial.values[0]) if len(metrics) > 1 else None
-    makers = {"history.png": lambda: plots.plot_optimization_history(study, target=first, target_name=metrics[0]),
-              "importances.png": lambda: plots.plot_param_importances(study, target=first, target_name=metrics[0])}
+    makers = {
+        "history.png": lambda: plots.plot_optimization_history(study, target=first, target_name=metrics[0]),
+        "importances.png": lambda: plots.plot_param_importances(study, target=first, target_name=metrics[0]),
+    }
     if len(metrics) > 1:
         makers["pareto_front.png"] = lambda: plots.plot_pareto_front(study, target_names=metrics)
     skipped = {}
@@ -87,8 +107,10 @@ def summary(record: dict, pruning: str, sweep_dir: Path, skipped_plots: dict[str
     title = "best trial" if len(record["objectives"]) == 1 else "Pareto front"
     for best in record["best_trials"]:
         values = ", ".join(f"{key}={value:.4f}" for key, value in best["values"].items())
-        params = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                           for key, value in best["params"].items())
+        params = ", ".join(
+            f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in best["params"].items()
+        )
         lines += [f"{title}: trial {best['number']}: {values} ({params})", f"  {best['command']}"]
     if not record["best_trials"]:
         lines.append("no trial completed")
@@ -98,8 +120,9 @@ def summary(record: dict, pruning: str, sweep_dir: Path, skipped_plots: dict[str
     return "\n".join(lines)
 
 
-def write_outputs(study: optuna.Study, metrics: list[str], params: list[str], pruning: str, sweep_dir: Path,
-                  notes: list[str] = ()) -> dict:
+def write_outputs(
+    study: optuna.Study, metrics: list[str], params: list[str], pruning: str, sweep_dir: Path, notes: list[str] = ()
+) -> dict:
     """Rewritten after every session of the study, from the whole study (all workers' trials); returns best.yaml.
     ``notes`` go at the end of the printed summary."""
     errors = trial_errors(study)

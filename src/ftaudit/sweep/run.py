@@ -37,22 +37,42 @@ def run_sweep(cfg: DictConfig, sweep_dir: Path, task_overrides: list[str]) -> op
     earlier_runs = any((sweep_dir / "trials").glob("*"))  # looked at before the study: see below
     study = open_study(settings, sweep_dir, base_overrides)
     if earlier_runs and not study.get_trials(deepcopy=False):
-        raise ConfigError(f"{sweep_dir / 'trials'} holds runs of a study that is not in the storage; move them away "
-                          "or start a new study with sweep.study_name=<name>")
+        raise ConfigError(
+            f"{sweep_dir / 'trials'} holds runs of a study that is not in the storage; move them away "
+            "or start a new study with sweep.study_name=<name>"
+        )
     fail_dead_trials(study)
-    log.info("study %s: %d trials so far, %d wanted; pruning %s", settings.study_name, len(study.trials),
-             settings.n_trials, settings.pruning)
-    objective = Objective(base_overrides=base_overrides, space=settings.space, objectives=settings.objectives,
-                          sweep_dir=sweep_dir, prune=settings.prune, monitor=settings.monitor,
-                          max_failures=settings.max_failures,
-                          group=settings.study_name, worker=worker_id())
+    log.info(
+        "study %s: %d trials so far, %d wanted; pruning %s",
+        settings.study_name,
+        len(study.trials),
+        settings.n_trials,
+        settings.pruning,
+    )
+    objective = Objective(
+        base_overrides=base_overrides,
+        space=settings.space,
+        objectives=settings.objectives,
+        sweep_dir=sweep_dir,
+        prune=settings.prune,
+        monitor=settings.monitor,
+        max_failures=settings.max_failures,
+        group=settings.study_name,
+        worker=worker_id(),
+    )
     try:
         with failing_own_trials_on_stop(study, objective.worker, sweep_dir):
             run_study(settings, study, objective)
     finally:
         fail_dead_trials(study)
-        write_outputs(study, settings.metrics, list(settings.space), settings.pruning, sweep_dir,
-                      notes=running_elsewhere(study, None if settings.journal else settings.grace_seconds))
+        write_outputs(
+            study,
+            settings.metrics,
+            list(settings.space),
+            settings.pruning,
+            sweep_dir,
+            notes=running_elsewhere(study, None if settings.journal else settings.grace_seconds),
+        )
     return study
 
 
@@ -64,10 +84,14 @@ def check_objectives(settings, base_overrides: list[str]) -> None:
     for metric in settings.metrics:
         spec = spec_of(metric, specs)
         if spec is None:
-            raise ConfigError(f"sweep.objectives: {metric} is not a metric the runs record (they record e.g. "
-                              f"{', '.join(s.pattern for s in specs[:6])}); fix the key or enable the probe that records it")
+            raise ConfigError(
+                f"sweep.objectives: {metric} is not a metric the runs record (they record e.g. "
+                f"{', '.join(s.pattern for s in specs[:6])}); fix the key or enable the probe that records it"
+            )
         if spec.split == "test":
-            raise ConfigError(f"sweep.objectives: {metric} is measured on test data; select on validation instead: "
-                              f"task/val_*, or a probe's validation twin (e.g. degradation/stsb_val/drop with "
-                              f"probes.degradation_settings.stsb.splits=[test,validation], fairness/names_val/recall_gap "
-                              f"with probes.fairness.splits=[test,validation])")
+            raise ConfigError(
+                f"sweep.objectives: {metric} is measured on test data; select on validation instead: "
+                f"task/val_*, or a probe's validation twin (e.g. degradation/stsb_val/drop with "
+                f"probes.degradation_settings.stsb.splits=[test,validation], fairness/names_val/recall_gap "
+                f"with probes.fairness.splits=[test,validation])"
+            )

@@ -36,8 +36,10 @@ def parse_space(node) -> dict[str, BaseDistribution]:
             for key, child in value.items():
                 visit(child, f"{path}.{key}" if path else str(key))
         else:
-            problems.append(f"sweep.space.{path or '<root>'}={value!r} must be a mapping with a type "
-                            "(e.g. {type: float, low: 1e-6, high: 1e-3, log: true})")
+            problems.append(
+                f"sweep.space.{path or '<root>'}={value!r} must be a mapping with a type "
+                "(e.g. {type: float, low: 1e-6, high: 1e-3, log: true})"
+            )
 
     visit(OmegaConf.to_container(node, resolve=True) if node is not None else None, "")
     if problems:
@@ -53,15 +55,21 @@ def sample(trial, space: dict[str, BaseDistribution]) -> dict[str, object]:
             params[key] = trial.suggest_categorical(key, distribution.choices)
         else:
             suggest = trial.suggest_int if isinstance(distribution, IntDistribution) else trial.suggest_float
-            params[key] = suggest(key, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+            params[key] = suggest(
+                key, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+            )
     return params
 
 
 def example_params(space: dict[str, BaseDistribution]) -> list[dict[str, object]]:
     """Values that reach every key and every categorical choice: composing them checks the space against the config."""
     first = {key: d.choices[0] if isinstance(d, CategoricalDistribution) else d.low for key, d in space.items()}
-    variants = [{**first, key: choice} for key, d in space.items()
-                if isinstance(d, CategoricalDistribution) for choice in d.choices[1:]]
+    variants = [
+        {**first, key: choice}
+        for key, d in space.items()
+        if isinstance(d, CategoricalDistribution)
+        for choice in d.choices[1:]
+    ]
     return [first, *variants]
 
 

@@ -23,10 +23,17 @@ from ftaudit.sweep.workers import fail_dead_trials, stale_trial_recorder
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-            "nsga2": optuna.samplers.NSGAIISampler}
-PRUNERS = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
-           "threshold": optuna.pruners.ThresholdPruner, "none": optuna.pruners.NopPruner}
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+}
+PRUNERS = {
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+    "none": optuna.pruners.NopPruner,
+}
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
 # Trials that use up sweep.n_trials: finished ones, and running ones so that parallel workers do not overshoot.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -111,13 +118,22 @@ def read_settings(sweep: DictConfig, task) -> SweepSettings:
         if sweep[kind] not in names:
             problems.append(f"sweep.{kind}={sweep[kind]!r} must be one of {', '.join(names)}")
         if not (sweep[f"{kind}_options"] is None or OmegaConf.is_dict(sweep[f"{kind}_options"])):
-            problems.append(f"sweep.{kind}_options must be null or a mapping of keyword arguments, e.g. {{n_startup_trials: 3}}")
-    if not (isinstance(sweep.heartbeat_seconds, int) and isinstance(sweep.grace_seconds, int)
-            and 1 <= sweep.heartbeat_seconds < sweep.grace_seconds):
-        problems.append(f"sweep.heartbeat_seconds={sweep.heartbeat_seconds} and sweep.grace_seconds={sweep.grace_seconds} "
-                        "must be whole seconds, 1 <= heartbeat < grace (e.g. 60 and 180)")
+            problems.append(
+                f"sweep.{kind}_options must be null or a mapping of keyword arguments, e.g. {{n_startup_trials: 3}}"
+            )
+    if not (
+        isinstance(sweep.heartbeat_seconds, int)
+        and isinstance(sweep.grace_seconds, int)
+        and 1 <= sweep.heartbeat_seconds < sweep.grace_seconds
+    ):
+        problems.append(
+            f"sweep.heartbeat_seconds={sweep.heartbeat_seconds} and sweep.grace_seconds={sweep.grace_seconds} "
+            "must be whole seconds, 1 <= heartbeat < grace (e.g. 60 and 180)"
+        )
     if not re.fullmatch(r"[\w.-]+", str(sweep.study_name)):
-        problems.append(f"sweep.study_name={sweep.study_name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+        problems.append(
+            f"sweep.study_name={sweep.study_name!r} must be letters, digits, '.', '_' or '-' (it names a folder)"
+        )
     try:
         space = parse_space(sweep.space)
     except ConfigError as err:
@@ -125,11 +141,23 @@ def read_settings(sweep: DictConfig, task) -> SweepSettings:
     if problems:
         raise ConfigError("; ".join(problems))
     return SweepSettings(
-        study_name=sweep.study_name, storage=sweep.storage, objectives=objectives, n_trials=sweep.n_trials,
-        timeout=sweep.timeout, max_failures=sweep.max_failures, sampler=sweep.sampler,
-        sampler_options=options(sweep.sampler_options), seed=sweep.seed, pruner=sweep.pruner,
-        pruner_options=options(sweep.pruner_options), space=space, headline=headline, monitor=task.monitor,
-        heartbeat_seconds=sweep.heartbeat_seconds, grace_seconds=sweep.grace_seconds)
+        study_name=sweep.study_name,
+        storage=sweep.storage,
+        objectives=objectives,
+        n_trials=sweep.n_trials,
+        timeout=sweep.timeout,
+        max_failures=sweep.max_failures,
+        sampler=sweep.sampler,
+        sampler_options=options(sweep.sampler_options),
+        seed=sweep.seed,
+        pruner=sweep.pruner,
+        pruner_options=options(sweep.pruner_options),
+        space=space,
+        headline=headline,
+        monitor=task.monitor,
+        heartbeat_seconds=sweep.heartbeat_seconds,
+        grace_seconds=sweep.grace_seconds,
+    )
 
 
 class TrialSeededSampler(BaseSampler):
@@ -157,8 +185,9 @@ class TrialSeededSampler(BaseSampler):
         self.current.after_trial(study, trial, state, values)
 
 
-def make_storage(url: str | None, sweep_dir: Path, *, heartbeat_seconds: int,
-                 grace_seconds: int) -> optuna.storages.BaseStorage:
+def make_storage(
+    url: str | None, sweep_dir: Path, *, heartbeat_seconds: int, grace_seconds: int
+) -> optuna.storages.BaseStorage:
     """SQLite in the sweep folder by default; ``journal:<file>`` for a journal file; else an RDB URL, whose heartbeat
     (a beat every ``heartbeat_seconds`` while a trial runs) lets any worker fail the trial of a worker that died, on
     any machine, ``grace_seconds`` after its last beat."""
@@ -170,9 +199,13 @@ def make_storage(url: str | None, sweep_dir: Path, *, heartbeat_seconds: int,
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # wait for locks
     for pause in (1, 3, None):  # workers started together race to create the tables: the loser tries again
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
-                                              grace_period=grace_seconds,
-                                              heartbeat_stale_trial_callback=stale_trial_recorder(grace_seconds))
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=grace_seconds,
+                heartbeat_stale_trial_callback=stale_trial_recorder(grace_seconds),
+            )
         except (ImportError, ValueError, SQLAlchemyError) as err:
             if pause is None or not isinstance(err, (OperationalError, IntegrityError)):
                 raise ConfigError(f"sweep.storage={url} cannot be opened: {str(err).splitlines()[0]}") from err
@@ -181,9 +214,11 @@ def make_storage(url: str | None, sweep_dir: Path, *, heartbeat_seconds: int,
 
 def definition(settings: SweepSettings, base_overrides: list[str]) -> dict:
     """What makes two commands the same study: the training overrides, the space and the objectives."""
-    return {"train_overrides": sorted(base_overrides),
-            "space": {key: distribution_to_json(d) for key, d in settings.space.items()},
-            "objectives": [f"{metric}:{direction}" for metric, direction in settings.objectives]}
+    return {
+        "train_overrides": sorted(base_overrides),
+        "space": {key: distribution_to_json(d) for key, d in settings.space.items()},
+        "objectives": [f"{metric}:{direction}" for metric, direction in settings.objectives],
+    }
 
 
 def open_study(settings: SweepSettings, sweep_dir: Path, base_overrides: list[str]) -> optuna.Study:
@@ -194,10 +229,17 @@ def open_study(settings: SweepSettings, sweep_dir: Path, base_overrides: list[st
         pruner = PRUNERS[settings.pruner](**settings.pruner_options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sweep.sampler_options / sweep.pruner_options: {err}") from err
-    storage = make_storage(settings.storage, sweep_dir, heartbeat_seconds=settings.heartbeat_seconds,
-                           grace_seconds=settings.grace_seconds)
-    study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                directions=[direction for _, direction in settings.objectives], load_if_exists=True)
+    storage = make_storage(
+        settings.storage, sweep_dir, heartbeat_seconds=settings.heartbeat_seconds, grace_seconds=settings.grace_seconds
+    )
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        directions=[direction for _, direction in settings.objectives],
+        load_if_exists=True,
+    )
     wanted = definition(settings, base_overrides)
     found = study.user_attrs.get("definition")
     if found is None:
@@ -205,9 +247,11 @@ def open_study(settings: SweepSettings, sweep_dir: Path, base_overrides: list[st
         study.set_metric_names(settings.metrics)
     elif found != wanted:
         field = next(key for key in wanted if found.get(key) != wanted[key])
-        raise ConfigError(f"study {settings.study_name!r} in {settings.storage or sweep_dir / 'study.db'} was started "
-                          f"with other {field} ({found.get(field)}, now {wanted[field]}); rerun the same command to "
-                          "continue it, or start a new study with sweep.study_name=<name>")
+        raise ConfigError(
+            f"study {settings.study_name!r} in {settings.storage or sweep_dir / 'study.db'} was started "
+            f"with other {field} ({found.get(field)}, now {wanted[field]}); rerun the same command to "
+            "continue it, or start a new study with sweep.study_name=<name>"
+        )
     return study
 
 
@@ -230,10 +274,21 @@ def run_study(settings: SweepSettings, study: optuna.Study, objective: Objective
     """Run trials until the study holds ``n_trials`` finished ones (all workers together), the timeout, or too many
     failures. A trial that raises is recorded as failed and the next one starts."""
     if counted_trials(study) >= settings.n_trials:
-        log.info("study %s already has %d trials (sweep.n_trials=%d): nothing to run", settings.study_name,
-                 counted_trials(study), settings.n_trials)
+        log.info(
+            "study %s already has %d trials (sweep.n_trials=%d): nothing to run",
+            settings.study_name,
+            counted_trials(study),
+            settings.n_trials,
+        )
         return
     # Dead workers' trials are failed after every trial, before counting: they must not use up the budget.
-    study.optimize(objective, timeout=settings.timeout, catch=(TrialFailed,), gc_after_trial=True,
-                   callbacks=[lambda study, trial: fail_dead_trials(study),
-                              MaxTrialsCallback(settings.n_trials, states=BUDGET_STATES)])
+    study.optimize(
+        objective,
+        timeout=settings.timeout,
+        catch=(TrialFailed,),
+        gc_after_trial=True,
+        callbacks=[
+            lambda study, trial: fail_dead_trials(study),
+            MaxTrialsCallback(settings.n_trials, states=BUDGET_STATES),
+        ],
+    )

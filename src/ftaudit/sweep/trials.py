@@ -38,7 +38,9 @@ def compose_run_config(overrides: list[str]) -> DictConfig:
     try:
         return compose(config_name="train", overrides=overrides, return_hydra_config=True)
     except HydraException as err:
-        raise ConfigError(f"python train.py {' '.join(overrides)} does not compose: {str(err).splitlines()[0]}") from err
+        raise ConfigError(
+            f"python train.py {' '.join(overrides)} does not compose: {str(err).splitlines()[0]}"
+        ) from err
 
 
 @contextlib.contextmanager
@@ -87,8 +89,19 @@ def error_line(err: BaseException) -> str:
 class Objective:
     """Runs a trial and returns its objective values; pruning, failures and the failure budget are handled here."""
 
-    def __init__(self, *, base_overrides: list[str], space: dict, objectives: list[tuple[str, str]], sweep_dir: Path,
-                 prune: bool, monitor: str, max_failures: int, group: str, worker: dict):
+    def __init__(
+        self,
+        *,
+        base_overrides: list[str],
+        space: dict,
+        objectives: list[tuple[str, str]],
+        sweep_dir: Path,
+        prune: bool,
+        monitor: str,
+        max_failures: int,
+        group: str,
+        worker: dict,
+    ):
         self.base_overrides, self.space, self.objectives = base_overrides, space, objectives
         self.sweep_dir, self.prune, self.monitor = sweep_dir, prune, monitor  # monitor: the per-epoch score pruned on
         self.max_failures, self.group = max_failures, group
@@ -132,12 +145,16 @@ class Objective:
         log.warning("trial %d failed: %s", trial.number, message)
         self.failures += 1
         if self.failures >= self.max_failures:
-            raise SweepStopped(f"sweep stopped: {self.failures} trials failed (sweep.max_failures={self.max_failures}); "
-                               f"last, trial {trial.number}: {message} (traceback in {run_dir / 'error.txt'})") from err
+            raise SweepStopped(
+                f"sweep stopped: {self.failures} trials failed (sweep.max_failures={self.max_failures}); "
+                f"last, trial {trial.number}: {message} (traceback in {run_dir / 'error.txt'})"
+            ) from err
         raise TrialFailed(message) from err
 
     def value(self, metrics: dict[str, float], key: str) -> float:
         if key not in metrics:
-            raise ConfigError(f"sweep.objectives names {key}, which the run did not record (it has "
-                              f"{', '.join(sorted(metrics))}); fix the key or enable the probe that records it")
+            raise ConfigError(
+                f"sweep.objectives names {key}, which the run did not record (it has "
+                f"{', '.join(sorted(metrics))}); fix the key or enable the probe that records it"
+            )
         return metrics[key]

@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 DEAD_PROCESS = "interrupted: its worker process died"
 # SIGUSR2 is what submitit's SLURM jobs get shortly before their time limit (hydra.launcher.signal_delay_s).
-STOP_SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM",
-                signal.SIGUSR2: "SIGUSR2 (submitit: the time limit is near)"}
+STOP_SIGNALS = {
+    signal.SIGINT: "SIGINT (Ctrl-C)",
+    signal.SIGTERM: "SIGTERM",
+    signal.SIGUSR2: "SIGUSR2 (submitit: the time limit is near)",
+}
 
 
 def worker_id() -> dict:
@@ -79,8 +82,12 @@ def stale_trial_recorder(grace_seconds: int):
     def record(study: optuna.Study, trial: FrozenTrial) -> None:
         reason = heartbeat_error(grace_seconds)
         study.set_user_attr(f"error of trial {trial.number}", reason)
-        write_error_file(trial, reason, f"Its worker ({describe(trial.user_attrs.get('worker'))}) stopped sending "
-                                        f"heartbeats; {describe(worker_id())} failed it at {datetime.now():%Y-%m-%d %H:%M:%S}.")
+        write_error_file(
+            trial,
+            reason,
+            f"Its worker ({describe(trial.user_attrs.get('worker'))}) stopped sending "
+            f"heartbeats; {describe(worker_id())} failed it at {datetime.now():%Y-%m-%d %H:%M:%S}.",
+        )
         log.warning("trial %d marked failed: %s", trial.number, reason)
 
     return record
@@ -103,8 +110,13 @@ def fail_dead_trials(study: optuna.Study) -> None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if worker and worker["host"] == host and not is_alive(worker):
-            fail_running_trial(study, trial, DEAD_PROCESS, f"Its worker ({describe(worker)}) was no longer running "
-                               f"when {describe(worker_id())} checked at {datetime.now():%Y-%m-%d %H:%M:%S}.")
+            fail_running_trial(
+                study,
+                trial,
+                DEAD_PROCESS,
+                f"Its worker ({describe(worker)}) was no longer running "
+                f"when {describe(worker_id())} checked at {datetime.now():%Y-%m-%d %H:%M:%S}.",
+            )
 
 
 def running_elsewhere(study: optuna.Study, grace_seconds: int | None) -> list[str]:
@@ -114,10 +126,12 @@ def running_elsewhere(study: optuna.Study, grace_seconds: int | None) -> list[st
         fate = "if its worker died, it stays RUNNING (a journal file has no heartbeat) until a sweep started on that host fails it"
     else:
         fate = f"if its worker died, the heartbeat check fails it {grace_seconds} s after the last beat"
-    return [f"trial {trial.number} is running on {describe(trial.user_attrs.get('worker'))}, which cannot be checked "
-            f"from {host}: {fate}"
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if (trial.user_attrs.get("worker") or {}).get("host") != host]
+    return [
+        f"trial {trial.number} is running on {describe(trial.user_attrs.get('worker'))}, which cannot be checked "
+        f"from {host}: {fate}"
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if (trial.user_attrs.get("worker") or {}).get("host") != host
+    ]
 
 
 class StopRequested(BaseException):
@@ -146,12 +160,19 @@ def failing_own_trials_on_stop(study: optuna.Study, worker: dict, sweep_dir: Pat
         yield
     except StopRequested as stop_request:
         reason = f"interrupted: its worker received {stop_request}"
-        failed = [trial.number for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                  if trial.user_attrs.get("worker") == worker and fail_running_trial(
-                      study, trial, reason, f"{describe(worker)} was stopped at {datetime.now():%Y-%m-%d %H:%M:%S}.")]
+        failed = [
+            trial.number
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trial.user_attrs.get("worker") == worker
+            and fail_running_trial(
+                study, trial, reason, f"{describe(worker)} was stopped at {datetime.now():%Y-%m-%d %H:%M:%S}."
+            )
+        ]
         trials = f"trial {', '.join(map(str, failed))} marked failed" if failed else "no trial was running"
-        raise SweepInterrupted(f"sweep interrupted by {stop_request}: {trials}; sweep directory: {sweep_dir} "
-                               "(rerun the same command to continue)") from None
+        raise SweepInterrupted(
+            f"sweep interrupted by {stop_request}: {trials}; sweep directory: {sweep_dir} "
+            "(rerun the same command to continue)"
+        ) from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -14,7 +14,9 @@ def build_task(cfg) -> Task:
     try:
         task = hydra.utils.instantiate(cfg)
     except InstantiationException as err:
-        raise ConfigError(f"cannot build task {cfg.get('_target_')}: {err.__cause__ or err}".replace("\n", " ")) from None
+        raise ConfigError(
+            f"cannot build task {cfg.get('_target_')}: {err.__cause__ or err}".replace("\n", " ")
+        ) from None
     if not isinstance(task, Task):
         raise ConfigError(f"task._target_={cfg._target_} is not a ftaudit.tasks.base.Task")
     return task

@@ -31,8 +31,10 @@ class Task:
 
     def datamodule(self, data_cfg: DictConfig, tokenizer, seed: int, pad_to_multiple_of: int = 1) -> SplitDataModule:
         if data_cfg.format not in self.formats:
-            raise ConfigError(f"data={data_cfg.name} (format {data_cfg.format}) is not data for task={self.name}, which "
-                              f"reads {', '.join(self.formats)}; pick a matching task= or data=")
+            raise ConfigError(
+                f"data={data_cfg.name} (format {data_cfg.format}) is not data for task={self.name}, which "
+                f"reads {', '.join(self.formats)}; pick a matching task= or data="
+            )
         return self.formats[data_cfg.format](data_cfg, tokenizer, seed, pad_to_multiple_of)
 
     def module(self, model, optimizer_cfg, data: SplitDataModule, **clipping) -> TaskModule:
@@ -46,8 +48,11 @@ class Task:
     def metric_specs(self) -> list[MetricSpec]:
         """Every ``task/`` key: each score on test (``task/test_<score>``) and on validation (``task/val_<score>``: the
         run records the headline of the tested weights; WiSE-FT more)."""
-        return [MetricSpec(f"task/{prefix}_{score}", split, better) for prefix, split in (("test", "test"), ("val", "validation"))
-                for score, better in self.scores.items()]
+        return [
+            MetricSpec(f"task/{prefix}_{score}", split, better)
+            for prefix, split in (("test", "test"), ("val", "validation"))
+            for score, better in self.scores.items()
+        ]
 
     def prediction_files(self, data: SplitDataModule, module: TaskModule) -> dict[str, str]:
         """The test predictions as files of the run record (relative path -> text)."""

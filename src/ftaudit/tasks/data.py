@@ -27,8 +27,16 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     last few batches are repeated so that all processes take the same number of steps.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group_by_length: bool = True, megabatch_batches: int = 50,
-                 num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int,
+        group_by_length: bool = True,
+        megabatch_batches: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
         self.group_by_length, self.megabatch_size = group_by_length, batch_size * megabatch_batches
         self.num_replicas, self.rank = num_replicas, rank
@@ -54,7 +62,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if self.group_by_length:
             longest = max(range(len(batches)), key=lambda i: self.lengths[batches[i]].max())
             batches[0], batches[longest] = batches[longest], batches[0]
-        batches = [batches[i % len(batches)] for i in range(self.rank, len(self) * self.num_replicas, self.num_replicas)]
+        batches = [
+            batches[i % len(batches)] for i in range(self.rank, len(self) * self.num_replicas, self.num_replicas)
+        ]
         yield from (b.tolist() for b in batches)
 
 
@@ -85,8 +95,10 @@ class Collator:
         ids = [self.split.input_ids[i] for i in indices]
         lengths = torch.tensor([len(x) for x in ids])
         width = int(math.ceil(lengths.max().item() / self.multiple) * self.multiple)
-        batch = {"input_ids": pad(ids, width, self.pad_id),
-                 "attention_mask": (torch.arange(width)[None, :] < lengths[:, None]).long()}
+        batch = {
+            "input_ids": pad(ids, width, self.pad_id),
+            "attention_mask": (torch.arange(width)[None, :] < lengths[:, None]).long(),
+        }
         for name, values in self.split.extra_inputs.items():
             batch[name] = pad([values[i] for i in indices], width, 0)
         labels = [self.split.labels[i] for i in indices]
@@ -122,9 +134,11 @@ class SplitDataModule(L.LightningDataModule):
         ids: a model is scored in its own ids. Its labels must be exactly the data's."""
         if sorted(labels) != sorted(self.labels):
             model_only, data_only = sorted(set(labels) - set(self.labels)), sorted(set(self.labels) - set(labels))
-            raise DataError(f"the labels of {model} do not match data={self.cfg.name}: the model has {labels}, the data "
-                            f"{self.labels} (only in the model: {model_only}, only in the data: {data_only}); audit it "
-                            "on the data and task it was fine-tuned for (data=..., task=...)")
+            raise DataError(
+                f"the labels of {model} do not match data={self.cfg.name}: the model has {labels}, the data "
+                f"{self.labels} (only in the model: {model_only}, only in the data: {data_only}); audit it "
+                "on the data and task it was fine-tuned for (data=..., task=...)"
+            )
         new_ids = torch.tensor([labels.index(label) for label in self.labels])
         for split in self.splits.values():
             for ids in split.labels:
@@ -144,7 +158,9 @@ class SplitDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         split = self.splits["train"]
         processes = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
-        sampler = LengthGroupedBatchSampler(split.lengths, self.cfg.batch_size, self.seed, self.cfg.group_by_length, **processes)
+        sampler = LengthGroupedBatchSampler(
+            split.lengths, self.cfg.batch_size, self.seed, self.cfg.group_by_length, **processes
+        )
         return self._loader("train", sampler)
 
     def eval_dataloader(self, split: str, shard: bool = False) -> DataLoader:

@@ -38,8 +38,14 @@ class TaskModule(L.LightningModule):
 
     model_inputs = ("input_ids", "attention_mask", "labels")
 
-    def __init__(self, model: torch.nn.Module, optimizer_cfg, data, gradient_clip_val: float | None = None,
-                 gradient_clip_algorithm: str = "norm"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer_cfg,
+        data,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
+    ):
         super().__init__()
         self.model, self.optimizer_cfg, self.data, self.labels = model, optimizer_cfg, data, data.labels
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
@@ -66,8 +72,10 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch, batch_index):
         loss = self(batch).loss
         if not torch.isfinite(loss):
-            raise TrainingDiverged(f"training loss is {loss.item()} at step {self.global_step} (epoch "
-                                   f"{self.current_epoch}): the run diverged; lower optimizer.lr (now {self.optimizer_cfg.lr:g})")
+            raise TrainingDiverged(
+                f"training loss is {loss.item()} at step {self.global_step} (epoch "
+                f"{self.current_epoch}): the run diverged; lower optimizer.lr (now {self.optimizer_cfg.lr:g})"
+            )
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -113,8 +121,11 @@ class TaskModule(L.LightningModule):
         self.log_dict({f"test/{key}": value for key, value in self.test_scores.items()})
 
     @torch.inference_mode()
-    def evaluate(self, split: str, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                 ) -> dict[str, float]:
+    def evaluate(
+        self,
+        split: str,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> dict[str, float]:
         """The scores of ``split`` outside the Trainer (WiSE-FT, audits), computed as the test pass computes them."""
         device = next(self.model.parameters()).device
         was_training = self.model.training

@@ -24,7 +24,9 @@ def build_loggers(logger_cfg: DictConfig) -> list:
             if not isinstance(err.__cause__, ModuleNotFoundError):
                 raise
             missing = str(err.__cause__).splitlines()[0]
-            raise ConfigError(f"logger={name} cannot start: {missing}; install it with pip install -e '.[{name}]'") from None
+            raise ConfigError(
+                f"logger={name} cannot start: {missing}; install it with pip install -e '.[{name}]'"
+            ) from None
     return loggers
 
 

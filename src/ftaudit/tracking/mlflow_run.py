@@ -18,17 +18,25 @@ class MLflowRunLogger(MLFlowLogger):
     unless told to (``MLFLOW_ALLOW_FILE_STORE``), as that backend only gets maintenance now. Config values are kept whole:
     Lightning cuts them at 250 characters, MLflow stores up to 6,000 and refuses longer ones."""
 
-    def __init__(self, save_dir: str, tracking_uri: str | None = None, experiment_name: str | None = None,
-                 run_name: str | None = None, tags: dict | None = None):
+    def __init__(
+        self,
+        save_dir: str,
+        tracking_uri: str | None = None,
+        experiment_name: str | None = None,
+        run_name: str | None = None,
+        tags: dict | None = None,
+    ):
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no database set-up chatter in the run's output
         # The run never talks to the network unasked (W&B runs offline too): MLflow's usage telemetry is opt-in.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         local_store = not tracking_uri
-        super().__init__(experiment_name=experiment_name or default_group() or "ftaudit",
-                         run_name=run_name or default_name(),
-                         tracking_uri=f"sqlite:///{Path(save_dir) / 'mlflow.db'}" if local_store else tracking_uri,
-                         artifact_location=str(Path(save_dir) / "mlartifacts") if local_store else None,
-                         tags=dict(tags or {}))
+        super().__init__(
+            experiment_name=experiment_name or default_group() or "ftaudit",
+            run_name=run_name or default_name(),
+            tracking_uri=f"sqlite:///{Path(save_dir) / 'mlflow.db'}" if local_store else tracking_uri,
+            artifact_location=str(Path(save_dir) / "mlartifacts") if local_store else None,
+            tags=dict(tags or {}),
+        )
 
     @property
     def experiment(self):
@@ -47,7 +55,7 @@ class MLflowRunLogger(MLFlowLogger):
 
         params = [Param(key, str(value)) for key, value in params.items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters a call
-            self.experiment.log_batch(run_id=self.run_id, params=params[start:start + 100])
+            self.experiment.log_batch(run_id=self.run_id, params=params[start : start + 100])
 
 
 def publish_mlflow(logger: MLFlowLogger, run_dir: Path, metrics: dict[str, float]) -> None:

@@ -14,8 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 from ftaudit.probes.base import Probe
 
 # A task's transformers head -> the Hub's pipeline tag for it.
-PIPELINE_TAGS = {"AutoModelForTokenClassification": "token-classification",
-                 "AutoModelForSequenceClassification": "text-classification"}
+PIPELINE_TAGS = {
+    "AutoModelForTokenClassification": "token-classification",
+    "AutoModelForSequenceClassification": "text-classification",
+}
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 
 
@@ -34,16 +36,33 @@ def task_results(metrics: dict[str, float]) -> list[tuple[str, str, float]]:
     return results
 
 
-def card_data(cfg: DictConfig, task, metrics: dict[str, float], labels: list[str], adapter: bool,
-              name: str) -> ModelCardData:
+def card_data(
+    cfg: DictConfig, task, metrics: dict[str, float], labels: list[str], adapter: bool, name: str
+) -> ModelCardData:
     pipeline_tag = PIPELINE_TAGS.get(task.head)
-    results = [EvalResult(task_type=pipeline_tag or task.name, dataset_type=str(cfg.data.name),
-                          dataset_name=str(cfg.data.name), dataset_split=split, metric_type=score, metric_value=value,
-                          metric_name=f"{split} {score}") for split, score, value in task_results(metrics)]
-    return ModelCardData(base_model=base_model_of(cfg.model), library_name="peft" if adapter else "transformers",
-                         pipeline_tag=pipeline_tag, datasets=[str(cfg.data.name)], metrics=[task.headline],
-                         tags=["ftaudit", task.name, str(cfg.method.name)], model_name=name, eval_results=results,
-                         labels=list(labels))
+    results = [
+        EvalResult(
+            task_type=pipeline_tag or task.name,
+            dataset_type=str(cfg.data.name),
+            dataset_name=str(cfg.data.name),
+            dataset_split=split,
+            metric_type=score,
+            metric_value=value,
+            metric_name=f"{split} {score}",
+        )
+        for split, score, value in task_results(metrics)
+    ]
+    return ModelCardData(
+        base_model=base_model_of(cfg.model),
+        library_name="peft" if adapter else "transformers",
+        pipeline_tag=pipeline_tag,
+        datasets=[str(cfg.data.name)],
+        metrics=[task.headline],
+        tags=["ftaudit", task.name, str(cfg.method.name)],
+        model_name=name,
+        eval_results=results,
+        labels=list(labels),
+    )
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -52,28 +71,47 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def method_settings(method_cfg: DictConfig) -> str:
-    settings = {key: value for key, value in OmegaConf.to_container(method_cfg, resolve=True).items()
-                if key not in ("_target_", "_recursive_", "name")}
+    settings = {
+        key: value
+        for key, value in OmegaConf.to_container(method_cfg, resolve=True).items()
+        if key not in ("_target_", "_recursive_", "name")
+    }
     adapter = settings.pop("adapter", None)
     if adapter:
-        settings.update({key: value for key, value in adapter.items() if key not in ("_target_", "task_type")
-                         and value not in (None, [], {}, False)})
+        settings.update(
+            {
+                key: value
+                for key, value in adapter.items()
+                if key not in ("_target_", "task_type") and value not in (None, [], {}, False)
+            }
+        )
     return ", ".join(f"{key}={value}" for key, value in settings.items())
 
 
 def recipe(cfg: DictConfig, device: str) -> str:
     base = base_model_of(cfg.model) or f"none: a random initialisation of {cfg.model.name_or_path}'s architecture"
     optimizer = cfg.optimizer
-    data = str(cfg.data.name) + (f", first {cfg.data.max_train_samples} training examples" if cfg.data.max_train_samples else "")
-    rows = [["base model", f"`{base}` (model={cfg.model.name})"],
-            ["method", f"{cfg.method.name} {method_settings(cfg.method)}".strip()],
-            ["data", data],
-            ["optimiser", f"{optimizer._target_.rsplit('.', 1)[-1]}, lr {optimizer.lr}, weight decay {optimizer.weight_decay}, "
-                          f"warm-up {optimizer.warmup_ratio:.0%} of the steps, then linear decay"],
-            ["batch size", str(cfg.data.batch_size)],
-            ["epochs", f"{cfg.trainer.max_epochs}; the weights kept are the {cfg.trainer.checkpoint} epoch's"
-                       f"{' (best validation ' + 'score)' if cfg.trainer.checkpoint == 'best' else ''}"],
-            ["seed", str(cfg.seed)], ["device", device]]
+    data = str(cfg.data.name) + (
+        f", first {cfg.data.max_train_samples} training examples" if cfg.data.max_train_samples else ""
+    )
+    rows = [
+        ["base model", f"`{base}` (model={cfg.model.name})"],
+        ["method", f"{cfg.method.name} {method_settings(cfg.method)}".strip()],
+        ["data", data],
+        [
+            "optimiser",
+            f"{optimizer._target_.rsplit('.', 1)[-1]}, lr {optimizer.lr}, weight decay {optimizer.weight_decay}, "
+            f"warm-up {optimizer.warmup_ratio:.0%} of the steps, then linear decay",
+        ],
+        ["batch size", str(cfg.data.batch_size)],
+        [
+            "epochs",
+            f"{cfg.trainer.max_epochs}; the weights kept are the {cfg.trainer.checkpoint} epoch's"
+            f"{' (best validation ' + 'score)' if cfg.trainer.checkpoint == 'best' else ''}",
+        ],
+        ["seed", str(cfg.seed)],
+        ["device", device],
+    ]
     return table(["setting", "value"], rows)
 
 
@@ -81,11 +119,17 @@ def degradation_section(metrics: dict[str, float], probes: list[Probe]) -> str:
     parts = []
     for probe in (p for p in probes if p.kind == "degradation"):
         prefix = f"degradation/{probe.name}/"
-        comparisons = [key[: -len("/drop")] for key in sorted(metrics) if key.startswith(prefix) and key.endswith("/drop")]
+        comparisons = [
+            key[: -len("/drop")] for key in sorted(metrics) if key.startswith(prefix) and key.endswith("/drop")
+        ]
         if comparisons:
-            rows = [[f"`{key}`", *(f"{metrics[f'{key}/{part}']:.4f}" for part in ("base", "finetuned", "drop"))]
-                    for key in comparisons]
-            parts.append(f"**{probe.name}**: {probe.description}.\n\n" + table(["", "base", "fine-tuned", "drop"], rows))
+            rows = [
+                [f"`{key}`", *(f"{metrics[f'{key}/{part}']:.4f}" for part in ("base", "finetuned", "drop"))]
+                for key in comparisons
+            ]
+            parts.append(
+                f"**{probe.name}**: {probe.description}.\n\n" + table(["", "base", "fine-tuned", "drop"], rows)
+            )
     return "\n\n".join(parts) or "No degradation probe ran."
 
 
@@ -94,8 +138,15 @@ def fairness_section(metrics: dict[str, float], probes: list[Probe]) -> str:
     for probe in (p for p in probes if p.kind == "fairness"):
         gaps = sorted(key for key in metrics if key.startswith(f"fairness/{probe.name}/") and key.endswith("_gap"))
         if gaps:
-            rows = [[f"`{key}`", f"{metrics[key]:.4f}", f"{metrics[key + '_ci_low']:.4f} - {metrics[key + '_ci_high']:.4f}",
-                     f"{metrics[key + '_p_value']:.4f}"] for key in gaps]
+            rows = [
+                [
+                    f"`{key}`",
+                    f"{metrics[key]:.4f}",
+                    f"{metrics[key + '_ci_low']:.4f} - {metrics[key + '_ci_high']:.4f}",
+                    f"{metrics[key + '_p_value']:.4f}",
+                ]
+                for key in gaps
+            ]
             parts.append(f"**{probe.name}**: {probe.description}.\n\n" + table(["", "gap", "95% CI", "p-value"], rows))
     return "\n\n".join(parts) or "No fairness probe ran."
 
@@ -103,25 +154,47 @@ def fairness_section(metrics: dict[str, float], probes: list[Probe]) -> str:
 def loading_snippet(task, labels: list[str], adapter: bool, base: str | None) -> str:
     head = task.head
     if not adapter:
-        return f'```python\nfrom transformers import {head}\n\nmodel = {head}.from_pretrained("path/to/this/folder")\n```'
-    return (f"```python\nfrom peft import PeftModel\nfrom transformers import {head}\n\nlabels = {list(labels)!r}\n"
-            f'base = {head}.from_pretrained("{base}", num_labels=len(labels), id2label=dict(enumerate(labels)),\n'
-            f"    label2id={{label: i for i, label in enumerate(labels)}})\n"
-            f'model = PeftModel.from_pretrained(base, "path/to/this/folder")\n```')
+        return (
+            f'```python\nfrom transformers import {head}\n\nmodel = {head}.from_pretrained("path/to/this/folder")\n```'
+        )
+    return (
+        f"```python\nfrom peft import PeftModel\nfrom transformers import {head}\n\nlabels = {list(labels)!r}\n"
+        f'base = {head}.from_pretrained("{base}", num_labels=len(labels), id2label=dict(enumerate(labels)),\n'
+        f"    label2id={{label: i for i, label in enumerate(labels)}})\n"
+        f'model = PeftModel.from_pretrained(base, "path/to/this/folder")\n```'
+    )
 
 
-def model_card(cfg: DictConfig, task, metrics: dict[str, float], probes: list[Probe], skipped: dict[str, str],
-               labels: list[str], adapter: bool, name: str, command: str | None, device: str) -> str:
+def model_card(
+    cfg: DictConfig,
+    task,
+    metrics: dict[str, float],
+    probes: list[Probe],
+    skipped: dict[str, str],
+    labels: list[str],
+    adapter: bool,
+    name: str,
+    command: str | None,
+    device: str,
+) -> str:
     """The card of a model fine-tuned by the run of ``cfg`` that recorded ``metrics``; ``adapter``: the folder holds
     a peft adapter; ``command``: the command line that reproduces the run (None: composed in Python)."""
     data = card_data(cfg, task, metrics, labels, adapter, name)
-    headline = [[f"`{key}`", f"{metrics[key]:.4f}"] for key in (f"task/test_{task.headline}", f"task/val_{task.headline}")
-                if key in metrics]
-    scores = table(["score", "value"], [[f"{split} {score}", f"{value:.4f}"] for split, score, value in task_results(metrics)])
+    headline = [
+        [f"`{key}`", f"{metrics[key]:.4f}"]
+        for key in (f"task/test_{task.headline}", f"task/val_{task.headline}")
+        if key in metrics
+    ]
+    scores = table(
+        ["score", "value"], [[f"{split} {score}", f"{value:.4f}"] for split, score, value in task_results(metrics)]
+    )
     skipped_lines = "".join(f"\n- `{probe}`: {reason}" for probe, reason in skipped.items())
     skipped_lines = f"\n\nProbes skipped:\n{skipped_lines}" if skipped else ""
-    reproduce = (f"```bash\n{command}\n```" if command else
-                 "The run was composed in Python (`ftaudit.compose`); its full config is the run directory's `config.yaml`.")
+    reproduce = (
+        f"```bash\n{command}\n```"
+        if command
+        else "The run was composed in Python (`ftaudit.compose`); its full config is the run directory's `config.yaml`."
+    )
     sections = [
         f"# {name}: {task.name} fine-tune of {data.base_model or 'a randomly initialised model'}",
         f"Fine-tuned and audited by ftaudit: what the fine-tuning gained (task scores on {cfg.data.name}) and what it "
@@ -130,7 +203,9 @@ def model_card(cfg: DictConfig, task, metrics: dict[str, float], probes: list[Pr
         "## Results\n\n" + table(["headline", "value"], headline) + "\n\nEvery task score:\n\n" + scores,
         "## What fine-tuning cost\n\n### Degradation against the base model\n\nEach probe measures the base and the "
         "fine-tuned encoder with the same code on the same data; drop > 0 means capability lost.\n\n"
-        + degradation_section(metrics, probes) + "\n\n### Fairness\n\n" + fairness_section(metrics, probes)
+        + degradation_section(metrics, probes)
+        + "\n\n### Fairness\n\n"
+        + fairness_section(metrics, probes)
         + skipped_lines,
         "## Reproduce\n\n" + reproduce,
         "## Load\n\n" + loading_snippet(task, labels, adapter, data.base_model),

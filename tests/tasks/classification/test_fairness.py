@@ -26,9 +26,19 @@ from tests.tasks.ner.test_fairness import NAMES
 
 LABELS = ["negative", "neutral", "positive"]
 TEMPLATES = ["According to {name}, {sentence}", "{name} said: {sentence}"]
-SENTENCES = [Example(str(i), text, label) for i, (text, label) in enumerate([
-    ("Sales rose 5 % .", "positive"), ("The company is based in Espoo .", "neutral"), ("Profit fell sharply .", "negative"),
-    ("Orders rose again .", "positive"), ("The meeting is in May .", "neutral"), ("Margins fell .", "negative")])]
+SENTENCES = [
+    Example(str(i), text, label)
+    for i, (text, label) in enumerate(
+        [
+            ("Sales rose 5 % .", "positive"),
+            ("The company is based in Espoo .", "neutral"),
+            ("Profit fell sharply .", "negative"),
+            ("Orders rose again .", "positive"),
+            ("The meeting is in May .", "neutral"),
+            ("Margins fell .", "negative"),
+        ]
+    )
+]
 
 
 @pytest.fixture
@@ -48,12 +58,14 @@ def by_keyword(examples: list[Example]) -> np.ndarray:
 
 def negative_for(names: list[str]):
     """A classifier that reads every sentence naming one of ``names`` as negative."""
+
     def classify(examples: list[Example]) -> np.ndarray:
         rows = by_keyword(examples)
         for row, example in enumerate(examples):
             if any(name in example.text for name in names):
                 rows[row] = [1.0, 0.0, 0.0]
         return rows
+
     return classify
 
 
@@ -83,8 +95,15 @@ def test_a_name_blind_classifier_flips_nothing_and_shows_no_gap(groups):
 
 
 def test_a_classifier_biased_against_one_group_shows_its_flips_and_gaps(groups):
-    audit = audit_attributions(SENTENCES, groups, negative_for(groups.names["north_female"]), TEMPLATES, LABELS,
-                               names_per_sentence=1, resamples=200)
+    audit = audit_attributions(
+        SENTENCES,
+        groups,
+        negative_for(groups.names["north_female"]),
+        TEMPLATES,
+        LABELS,
+        names_per_sentence=1,
+        resamples=200,
+    )
     metrics = audit.metrics("fairness/names")
     assert metrics["fairness/names/group/north_female/flip_rate"] == 4 / 6  # all but the 2 negative sentences flip
     assert metrics["fairness/names/group/north_female/share_negative"] == 1.0
@@ -104,27 +123,42 @@ def test_every_key_is_declared_with_its_split_and_direction(groups):
     declared = declarations(audit.metrics("fairness/names_val"), probe.metric_specs())
     assert declared["fairness/names_val/flip_rate_gap"] == {"split": "validation", "higher_is_better": False}
     assert declared["fairness/names_val/share_positive_gap"] == {"split": "validation", "higher_is_better": False}
-    assert declared["fairness/names_val/group/north_male/flip_rate"] == {"split": "validation", "higher_is_better": False}
-    assert declared["fairness/names_val/by_gender/male/share_negative"] == {"split": "validation", "higher_is_better": None}
+    assert declared["fairness/names_val/group/north_male/flip_rate"] == {
+        "split": "validation",
+        "higher_is_better": False,
+    }
+    assert declared["fairness/names_val/by_gender/male/share_negative"] == {
+        "split": "validation",
+        "higher_is_better": None,
+    }
     assert declared["fairness/names_val/flip_rate_gap_p_value"]["higher_is_better"] is None
     assert declared["fairness/names_val/sentences"] == {"split": None, "higher_is_better": None}
 
 
 def test_sampling_the_sentences_and_the_group_table_and_chart(groups, tmp_path):
-    audit = audit_attributions(SENTENCES * 3, groups, negative_for(["Rosa"]), TEMPLATES, LABELS, sample_size=10,
-                               resamples=100, seed=1)
+    audit = audit_attributions(
+        SENTENCES * 3, groups, negative_for(["Rosa"]), TEMPLATES, LABELS, sample_size=10, resamples=100, seed=1
+    )
     assert len(audit.original) == 10
     lines = audit.table().splitlines()
-    assert lines[0] == ("group,origin,gender,flip_rate,flip_rate_ci_low,flip_rate_ci_high,share_negative,share_neutral,"
-                        "share_positive,variants")
+    assert lines[0] == (
+        "group,origin,gender,flip_rate,flip_rate_ci_low,flip_rate_ci_high,share_negative,share_neutral,"
+        "share_positive,variants"
+    )
     assert [line.split(",")[0] for line in lines[1:]] == list(groups.names)
     write_flip_chart(tmp_path / FLIP_CHART, audit, len(TEMPLATES))
     assert (tmp_path / FLIP_CHART).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("templates, message", [([], "got none"), (["{name} only"], "has the fields \\['name'\\]"),
-                                                (["{name}: {sentence} {when}"], "\\['name', 'sentence', 'when'\\]"),
-                                                (["{name: {sentence}"], "unmatched")])
+@pytest.mark.parametrize(
+    "templates, message",
+    [
+        ([], "got none"),
+        (["{name} only"], "has the fields \\['name'\\]"),
+        (["{name}: {sentence} {when}"], "\\['name', 'sentence', 'when'\\]"),
+        (["{name: {sentence}"], "unmatched"),
+    ],
+)
 def test_templates_must_place_the_name_and_the_sentence(templates, message):
     with pytest.raises(ConfigError, match=message):
         check_templates(templates)
@@ -141,5 +175,6 @@ def test_probe_built_for_each_split_and_skipped_without_sentences(groups, tmp_pa
     context = SimpleNamespace(datamodule=SimpleNamespace(splits={"test": SimpleNamespace(examples=[])}))
     assert test.skip_reason(context) == "the test split has no sentences"
     with pytest.raises(ConfigError, match="probes.fairness.templates"):
-        build_fairness_probes(compose_config("task=classification", "probes.fairness.templates=[oops]"),
-                              ClassificationTask("SEQ_CLS"))
+        build_fairness_probes(
+            compose_config("task=classification", "probes.fairness.templates=[oops]"), ClassificationTask("SEQ_CLS")
+        )

@@ -46,6 +46,8 @@ def test_a_label_absent_from_gold_and_predictions_has_no_f1():
 def test_predictions_file_has_a_header_and_a_row_per_example_in_order():
     examples = [Example("12", "a", "neg"), Example("x\ty", "b", "pos")]
     text = predictions_tsv(examples, np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]), ["neg", "neu", "pos"])
-    assert text.splitlines() == ["id\tgold\tpredicted\tp_neg\tp_neu\tp_pos",
-                                 "12\tneg\tneg\t0.700000\t0.200000\t0.100000",
-                                 '"x\ty"\tpos\tpos\t0.100000\t0.300000\t0.600000']  # a tab in an id is quoted
+    assert text.splitlines() == [
+        "id\tgold\tpredicted\tp_neg\tp_neu\tp_pos",
+        "12\tneg\tneg\t0.700000\t0.200000\t0.100000",
+        '"x\ty"\tpos\tpos\t0.100000\t0.300000\t0.600000',
+    ]  # a tab in an id is quoted

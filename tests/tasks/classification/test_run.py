@@ -36,8 +36,14 @@ def names_file(folder) -> str:
 def cli_run(tmp_path_factory):
     """One real ``python train.py task=classification`` on the tiny model and the PhraseBank-format fixture."""
     cwd = tmp_path_factory.mktemp("classification")
-    result = run_script(*TINY_CLASSIFICATION_RUN, "logger=csv", "probes.degradation=[weights]",
-                        f"probes.fairness.groups_file={names_file(cwd)}", "probes.fairness.resamples=200", cwd=cwd)
+    result = run_script(
+        *TINY_CLASSIFICATION_RUN,
+        "logger=csv",
+        "probes.degradation=[weights]",
+        f"probes.fairness.groups_file={names_file(cwd)}",
+        "probes.fairness.resamples=200",
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (cwd / "outputs" / "runs").iterdir()
     return run_dir, result.stdout
@@ -53,7 +59,9 @@ def test_run_record_is_complete_and_declared(cli_run):
     run_dir, stdout = cli_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     scores = {"accuracy", "f1_macro", "mcc", "ece", *(f"f1_{label}" for label in LABELS)}
-    assert {key for key in metrics if key.startswith("task/")} == {f"task/test_{score}" for score in scores} | {"task/val_f1_macro"}
+    assert {key for key in metrics if key.startswith("task/")} == {f"task/test_{score}" for score in scores} | {
+        "task/val_f1_macro"
+    }
     declared = json.loads((run_dir / "metrics_info.json").read_text())
     assert declared.keys() == metrics.keys()
     assert declared["task/val_f1_macro"] == {"split": "validation", "higher_is_better": True}
@@ -62,7 +70,11 @@ def test_run_record_is_complete_and_declared(cli_run):
     env = json.loads((run_dir / "env.json").read_text())
     assert env["task"] == "classification" and env["data"]["labels"] == LABELS
     assert env["data"]["split"] == {"split_seed": 0, "validation_fraction": 0.1, "test_fraction": 0.1}
-    assert {split: info["examples"] for split, info in env["data"]["splits"].items()} == {"train": 72, "validation": 9, "test": 9}
+    assert {split: info["examples"] for split, info in env["data"]["splits"].items()} == {
+        "train": 72,
+        "validation": 9,
+        "test": 9,
+    }
     assert (run_dir / "csv" / "metrics.csv").is_file() and "task/test_f1_macro" in stdout
 
 
@@ -76,12 +88,19 @@ def test_predictions_file_reproduces_the_scores(cli_run):
     gold, predicted = [row["gold"] for row in rows], [row["predicted"] for row in rows]
     probabilities = np.array([[float(row[f"p_{label}"]) for label in LABELS] for row in rows])
     assert [LABELS[i] for i in probabilities.argmax(axis=1)] == predicted
-    expected = {"accuracy": accuracy_score(gold, predicted), "f1_macro": f1_score(gold, predicted, average="macro"),
-                "mcc": matthews_corrcoef(gold, predicted),
-                "ece": expected_calibration_error(probabilities.max(axis=1), np.array(gold) == np.array(predicted))}
+    expected = {
+        "accuracy": accuracy_score(gold, predicted),
+        "f1_macro": f1_score(gold, predicted, average="macro"),
+        "mcc": matthews_corrcoef(gold, predicted),
+        "ece": expected_calibration_error(probabilities.max(axis=1), np.array(gold) == np.array(predicted)),
+    }
     present = sorted(set(gold) | set(predicted))
-    expected.update({f"f1_{label}": value for label, value in zip(present, f1_score(gold, predicted, labels=present, average=None))})
-    assert {key: round(metrics[f"task/test_{key}"], 4) for key in expected} == {k: round(v, 4) for k, v in expected.items()}
+    expected.update(
+        {f"f1_{label}": value for label, value in zip(present, f1_score(gold, predicted, labels=present, average=None))}
+    )
+    assert {key: round(metrics[f"task/test_{key}"], 4) for key in expected} == {
+        k: round(v, 4) for k, v in expected.items()
+    }
 
 
 @pytest.mark.slow
@@ -103,22 +122,39 @@ def test_fairness_probe_records_flip_rates_table_and_chart(cli_run):
     rows = list(csv.DictReader((run_dir / GROUP_TABLE).open()))
     assert [row["group"] for row in rows] == GROUPS
     assert [float(row["flip_rate"]) for row in rows] == pytest.approx(
-        [metrics[f"fairness/names/group/{g}/flip_rate"] for g in GROUPS], abs=1e-6)
+        [metrics[f"fairness/names/group/{g}/flip_rate"] for g in GROUPS], abs=1e-6
+    )
     assert (run_dir / FLIP_CHART).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_sentence_pairs_from_csv_files(tmp_path):
-    metrics = train(compose_config(*TINY_CLASSIFICATION_RUN, "data=text_csv", f"data.dir={FIXTURE_TEXT_CSV}",
-                                   "data.text_column=sentence", "data.text_pair_column=source", "data.label_column=sentiment",
-                                   "data.id_column=doc", "trainer.max_epochs=1", "probes.degradation=[]",
-                                   "probes.fairness.enabled=false"), tmp_path)
+    metrics = train(
+        compose_config(
+            *TINY_CLASSIFICATION_RUN,
+            "data=text_csv",
+            f"data.dir={FIXTURE_TEXT_CSV}",
+            "data.text_column=sentence",
+            "data.text_pair_column=source",
+            "data.label_column=sentiment",
+            "data.id_column=doc",
+            "trainer.max_epochs=1",
+            "probes.degradation=[]",
+            "probes.fairness.enabled=false",
+        ),
+        tmp_path,
+    )
     assert 0 <= metrics["task/test_f1_macro"] <= 1
     assert [row["id"] for row in read_predictions(tmp_path)] == [f"test-{i}" for i in range(12)]
 
 
-@pytest.mark.parametrize("overrides, message", [(["data=conll"], "data=conll (format conll) is not data for task=classification"),
-                                                (["task=ner", "data=phrasebank"], "is not data for task=ner"),
-                                                (["task.name=ner"], "task.name=ner but task._target_ builds the classification")])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data=conll"], "data=conll (format conll) is not data for task=classification"),
+        (["task=ner", "data=phrasebank"], "is not data for task=ner"),
+        (["task.name=ner"], "task.name=ner but task._target_ builds the classification"),
+    ],
+)
 def test_a_task_and_data_that_do_not_match_are_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         train(compose_config(*TINY_CLASSIFICATION_RUN, *overrides), tmp_path)
@@ -147,9 +183,17 @@ def test_sweeps_maximise_validation_macro_f1_by_default():
 
 @pytest.mark.parametrize("method", ["lora", "adalora", "ia3", "freeze", "l2sp", "wise"])
 def test_every_method_runs_on_a_sentence_classifier(tmp_path, method):
-    metrics = train(compose_config(*TINY_CLASSIFICATION_RUN, f"method={method}", "trainer.max_epochs=1",
-                                   "probes.degradation=[weights]", "probes.fairness.enabled=false",
-                                   *(["method.layers=1"] if method == "freeze" else [])), tmp_path)
+    metrics = train(
+        compose_config(
+            *TINY_CLASSIFICATION_RUN,
+            f"method={method}",
+            "trainer.max_epochs=1",
+            "probes.degradation=[weights]",
+            "probes.fairness.enabled=false",
+            *(["method.layers=1"] if method == "freeze" else []),
+        ),
+        tmp_path,
+    )
     assert metrics["method/trainable_params"] > 0 and metrics["degradation/weights/drop"] > 0
     if method in ("lora", "adalora", "ia3"):  # peft's SEQ_CLS: adapters plus the classifier head
         assert metrics["method/trainable_fraction"] < 0.1
@@ -160,11 +204,20 @@ def test_every_method_runs_on_a_sentence_classifier(tmp_path, method):
 
 @pytest.mark.slow
 def test_real_minilm_on_a_phrasebank_subset(tmp_path, real_phrasebank_dir):
-    cfg = compose_config("task=classification", f"data.dir={real_phrasebank_dir}", "data.max_train_samples=640",
-                         "data.max_eval_samples=200", "data.batch_size=16", "trainer.max_epochs=1",
-                         "trainer.progress_bar=false", "hardware.num_threads=1", "probes.degradation=[]",
-                         f"probes.fairness.groups_file={names_file(tmp_path)}", "probes.fairness.sentences=50",
-                         "probes.fairness.resamples=100")
+    cfg = compose_config(
+        "task=classification",
+        f"data.dir={real_phrasebank_dir}",
+        "data.max_train_samples=640",
+        "data.max_eval_samples=200",
+        "data.batch_size=16",
+        "trainer.max_epochs=1",
+        "trainer.progress_bar=false",
+        "hardware.num_threads=1",
+        "probes.degradation=[]",
+        f"probes.fairness.groups_file={names_file(tmp_path)}",
+        "probes.fairness.sentences=50",
+        "probes.fairness.resamples=100",
+    )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["task/test_f1_macro"] > 0.4  # loose: labelling every sentence neutral (59% of them) scores 0.25
     assert 0 <= metrics["fairness/names/flip_rate_gap"] <= 1

@@ -25,9 +25,15 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_reads_token_first_tag_last_skipping_docstart(tmp_path):
-    path = write(tmp_path / "a.txt", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter B-PER\nBlackburn I-PER")
+    path = write(
+        tmp_path / "a.txt",
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter B-PER\nBlackburn I-PER",
+    )
     sentences, starts = read_conll(path)
-    assert sentences == [Sentence(["EU", "rejects"], ["B-ORG", "O"]), Sentence(["Peter", "Blackburn"], ["B-PER", "I-PER"])]
+    assert sentences == [
+        Sentence(["EU", "rejects"], ["B-ORG", "O"]),
+        Sentence(["Peter", "Blackburn"], ["B-PER", "I-PER"]),
+    ]
     assert starts == [3, 6]
 
 
@@ -67,7 +73,14 @@ def test_empty_split_is_an_error(tmp_path):
 
 
 def test_iob1_to_iob2():
-    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-ORG"]
+    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == [
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "B-LOC",
+        "B-ORG",
+    ]
     iob2 = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]
     assert iob1_to_iob2(iob2) == iob2
 
@@ -84,8 +97,16 @@ def test_scheme_detection_and_strict_iob2(tmp_path):
 
 
 def conll_settings(tmp_path, directory) -> OmegaConf:
-    return OmegaConf.create({"dir": directory, "env_var": "CONLL2003_DIR", "default_dir": "no/such/dir", "hub_id": None,
-                             "files": {"train": "train.txt"}, "tag_scheme": "auto"})
+    return OmegaConf.create(
+        {
+            "dir": directory,
+            "env_var": "CONLL2003_DIR",
+            "default_dir": "no/such/dir",
+            "hub_id": None,
+            "files": {"train": "train.txt"},
+            "tag_scheme": "auto",
+        }
+    )
 
 
 def test_a_data_dir_the_user_gave_is_the_only_place_read(tmp_path, monkeypatch):
@@ -114,16 +135,23 @@ def test_nothing_given_and_nothing_found_says_where_to_put_the_data(tmp_path, mo
     assert "CoNLL data not found in" in message and "no/such/dir" in message and "set data.dir=PATH" in message
 
 
-
-
-def write_conll_hub(folder: Path, splits: dict[str, list[Sentence]], names: list[str] = CONLL2003_TAGS,
-                    tags_field: str = "ner_tags") -> Path:
+def write_conll_hub(
+    folder: Path, splits: dict[str, list[Sentence]], names: list[str] = CONLL2003_TAGS, tags_field: str = "ner_tags"
+) -> Path:
     """CoNLL-2003 as its hub copies hold it: tokens, and ner_tags as ids of a ClassLabel named ``names``."""
-    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
-                                  tags_field: datasets.Sequence(datasets.ClassLabel(names=names))})
-    columns = {split: {"tokens": [s.tokens for s in sentences], tags_field: [[names.index(t) for t in s.tags]
-                                                                             for s in sentences]}
-               for split, sentences in splits.items()}
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            tags_field: datasets.Sequence(datasets.ClassLabel(names=names)),
+        }
+    )
+    columns = {
+        split: {
+            "tokens": [s.tokens for s in sentences],
+            tags_field: [[names.index(t) for t in s.tags] for s in sentences],
+        }
+        for split, sentences in splits.items()
+    }
     return write_hub_dataset(folder, columns, features)
 
 
@@ -154,10 +182,23 @@ def test_the_hub_copy_gives_the_same_sentences_as_the_column_files(tmp_path, hub
     assert load_conll_splits(hub_settings(tmp_path, hub))[0]["test"] == load_split(iob1, "auto")[0] == iob2
 
 
-@pytest.mark.parametrize("names", [
-    ["O", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],  # shuffled: ids would mean others
-    ["O", "B-PERSON", "I-PERSON", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        [
+            "O",
+            "B-ORG",
+            "I-ORG",
+            "B-PER",
+            "I-PER",
+            "B-LOC",
+            "I-LOC",
+            "B-MISC",
+            "I-MISC",
+        ],  # shuffled: ids would mean others
+        ["O", "B-PERSON", "I-PERSON", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
+    ],
+)
 def test_a_hub_copy_whose_tag_names_are_not_conll2003s_is_refused(tmp_path, hub_cache, monkeypatch, names):
     monkeypatch.delenv("CONLL2003_DIR", raising=False)
     sentences = [Sentence(["EU", "rejects"], ["B-ORG", "O"])]
@@ -171,22 +212,31 @@ def test_a_hub_copy_whose_tag_names_are_not_conll2003s_is_refused(tmp_path, hub_
 def test_a_hub_copy_without_tokens_and_ner_tags_is_refused(tmp_path, hub_cache, monkeypatch):
     monkeypatch.delenv("CONLL2003_DIR", raising=False)
     sentences = [Sentence(["EU", "rejects"], ["B-ORG", "O"])]
-    folder = write_conll_hub(tmp_path / "hub", dict.fromkeys(("train", "validation", "test"), sentences),
-                             tags_field="tags")
+    folder = write_conll_hub(
+        tmp_path / "hub", dict.fromkeys(("train", "validation", "test"), sentences), tags_field="tags"
+    )
     with pytest.raises(DataError, match="train split: no field 'ner_tags' \\(it has tokens, tags\\)"):
         load_conll_splits(hub_settings(tmp_path, folder))
 
 
 def test_the_hub_is_read_only_when_no_folder_was_given_and_the_default_is_empty(tmp_path, hub_cache, monkeypatch):
-    folder = write_conll_hub(tmp_path / "hub", {split: [Sentence(["Hub"], ["B-ORG"])]
-                                                for split in ("train", "validation", "test")})
+    folder = write_conll_hub(
+        tmp_path / "hub", {split: [Sentence(["Hub"], ["B-ORG"])] for split in ("train", "validation", "test")}
+    )
     monkeypatch.setenv("CONLL2003_DIR", str(FIXTURE))
     splits, files = load_conll_splits(hub_settings(tmp_path, folder))
-    assert splits == fixture_sentences() and files == [FIXTURE / name for name in ("train.txt", "valid.txt", "test.txt")]
+    assert splits == fixture_sentences() and files == [
+        FIXTURE / name for name in ("train.txt", "valid.txt", "test.txt")
+    ]
     monkeypatch.delenv("CONLL2003_DIR")
     monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # the run's own config: <repo>/data/conll2003 is empty
     splits, files = load_conll_splits(compose_config(f"data.hub_id={folder}").data)
     assert splits["test"] == [Sentence(["Hub"], ["B-ORG"])] and files[0].hub_id == str(folder)
-    with pytest.raises(DataError, match=re.escape(f"CoNLL data not found in {tmp_path}/data/conll2003 nor on the hub "
-                                                  f"({tmp_path}/gone: FileNotFoundError: Couldn't find any data file")):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"CoNLL data not found in {tmp_path}/data/conll2003 nor on the hub "
+            f"({tmp_path}/gone: FileNotFoundError: Couldn't find any data file"
+        ),
+    ):
         load_conll_splits(compose_config(f"data.hub_id={tmp_path / 'gone'}").data)

@@ -64,8 +64,9 @@ def test_words_without_subtokens_still_get_a_prediction_slot(tokenizer):
 
 def test_decode_leaves_the_words_of_windows_not_evaluated_empty(tokenizer):
     """A try-out evaluates part of a split: the sentences with a window missing are told apart, not scored."""
-    split = encode(tokenizer, [Sentence([f"w{i}" for i in range(30)], ["O"] * 30), Sentence(["b"], ["O"])], LABEL2ID,
-                   max_length=16)
+    split = encode(
+        tokenizer, [Sentence([f"w{i}" for i in range(30)], ["O"] * 30), Sentence(["b"], ["O"])], LABEL2ID, max_length=16
+    )
     windows = [int((labels != IGNORE_INDEX).sum()) for labels in split.labels]
     assert len(windows) > 2
     tags = split.decode(list(range(1, len(windows))), [["O"] * count for count in windows[1:]])

@@ -29,13 +29,20 @@ south_male: [Mateo, Pablo, Juan Carlos]
 
 # Person spans sit between lowercase words, so a tagger that marks runs of capitalised words finds them exactly.
 SENTENCES = [
-    Sentence("yesterday Peter Smith told the UN in Geneva that he was ready .".split(),
-             ["O", "B-PER", "I-PER", "O", "O", "B-ORG", "O", "B-LOC", "O", "O", "O", "O", "O"]),
-    Sentence("the coach said Hussain would play , and Wasim Akram would not .".split(),
-             ["O", "O", "O", "B-PER", "O", "O", "O", "O", "B-PER", "I-PER", "O", "O", "O"]),
+    Sentence(
+        "yesterday Peter Smith told the UN in Geneva that he was ready .".split(),
+        ["O", "B-PER", "I-PER", "O", "O", "B-ORG", "O", "B-LOC", "O", "O", "O", "O", "O"],
+    ),
+    Sentence(
+        "the coach said Hussain would play , and Wasim Akram would not .".split(),
+        ["O", "O", "O", "B-PER", "O", "O", "O", "O", "B-PER", "I-PER", "O", "O", "O"],
+    ),
     Sentence("shares in IBM rose 2 percent .".split(), ["O", "O", "B-ORG", "O", "O", "O", "O"]),
     Sentence("police said Ana was released .".split(), ["O", "O", "B-PER", "O", "O", "O"]),
-    Sentence("on monday , minister van der Berg resigned .".split(), ["O", "O", "O", "O", "B-PER", "I-PER", "I-PER", "O", "O"]),
+    Sentence(
+        "on monday , minister van der Berg resigned .".split(),
+        ["O", "O", "O", "O", "B-PER", "I-PER", "I-PER", "O", "O"],
+    ),
 ]
 
 
@@ -64,9 +71,16 @@ def groups(tmp_path):
 def test_names_file_and_key_pattern(groups):
     assert list(groups.names) == ["north_female", "north_male", "south_female", "south_male"]
     assert groups.names["north_female"] == ["Astrid", "Ingrid", "Mary Ann"]
-    assert groups.attributes["gender"] == {"north_female": "female", "north_male": "male", "south_female": "female",
-                                           "south_male": "male"}
-    assert groups.members("origin") == {"north": ["north_female", "north_male"], "south": ["south_female", "south_male"]}
+    assert groups.attributes["gender"] == {
+        "north_female": "female",
+        "north_male": "male",
+        "south_female": "female",
+        "south_male": "male",
+    }
+    assert groups.members("origin") == {
+        "north": ["north_female", "north_male"],
+        "south": ["south_female", "south_male"],
+    }
 
 
 def test_attribute_names_from_config_override_the_file(tmp_path):
@@ -79,12 +93,15 @@ def test_attribute_names_from_config_override_the_file(tmp_path):
     assert load_name_groups(path).attributes == {}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("only: [Ann]\n", "at least 2 groups"),
-    ("a: [Ann]\nb: Bob\n", "group 'b' must be a non-empty list"),
-    ("a: [Ann]\nb: [Bob, no]\n", r"not names: \[False\]; quote them"),
-    ("a: [Ann\nb: [Bob]\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("only: [Ann]\n", "at least 2 groups"),
+        ("a: [Ann]\nb: Bob\n", "group 'b' must be a non-empty list"),
+        ("a: [Ann]\nb: [Bob, no]\n", r"not names: \[False\]; quote them"),
+        ("a: [Ann\nb: [Bob]\n", "not valid YAML"),
+    ],
+)
 def test_malformed_names_file_is_one_clear_error(tmp_path, text, message):
     path = tmp_path / "names.yaml"
     path.write_text(text)
@@ -145,8 +162,9 @@ def test_variants_are_seeded_and_groups_draw_independently(groups):
     assert len(first) == 4 * 3 * 4  # groups x names per sentence x sentences with a person
     only_south = type(groups)({g: groups.names[g] for g in ("south_male", "south_female")}, {})
     reordered = make_variants(people, only_south, 3, 7, "PER")
-    assert [v.sentence for v in first if v.group == "south_female"] == \
-           [v.sentence for v in reordered if v.group == "south_female"]
+    assert [v.sentence for v in first if v.group == "south_female"] == [
+        v.sentence for v in reordered if v.group == "south_female"
+    ]
 
 
 def test_tagging_every_capitalised_word_gives_gap_zero(groups):
@@ -202,8 +220,9 @@ def test_same_seed_same_numbers(groups):
     flaky = {word for name in sum(groups.names.values(), []) for word in name.split() if rng.random() < 0.5}
 
     def run(seed):
-        return audit_names(SENTENCES, groups, capitalised_tagger(flaky), names_per_sentence=2, resamples=300,
-                           seed=seed).metrics("m")
+        return audit_names(
+            SENTENCES, groups, capitalised_tagger(flaky), names_per_sentence=2, resamples=300, seed=seed
+        ).metrics("m")
 
     assert run(3) == run(3)
     assert run(3) != run(4)
@@ -226,8 +245,12 @@ def test_group_table_and_chart(groups, tmp_path):
     audit = audit_names(SENTENCES, groups, capitalised_tagger({"Rosa"}), names_per_sentence=2, resamples=100)
     lines = audit.table().splitlines()
     assert lines[0] == "group,origin,gender,recall,recall_ci_low,recall_ci_high,f1,found,substitutions"
-    assert [line.split(",")[:3] for line in lines[1:]] == [["north_female", "north", "female"], ["north_male", "north", "male"],
-                                                          ["south_female", "south", "female"], ["south_male", "south", "male"]]
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["north_female", "north", "female"],
+        ["north_male", "north", "male"],
+        ["south_female", "south", "female"],
+        ["south_male", "south", "male"],
+    ]
     write_recall_chart(tmp_path / RECALL_CHART, audit, "PER")
     assert (tmp_path / RECALL_CHART).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir() if p.name != "names.yaml"] == [RECALL_CHART]  # no temporary left
@@ -270,7 +293,9 @@ def test_a_names_file_the_user_gave_must_exist(tmp_path, monkeypatch, source):
         build("probes.fairness.enabled=true", *given)
 
 
-@pytest.mark.parametrize("content, message", [(b"\xff\xfeb\x00l\x00u\x00e\x00:\x00", "not UTF-8 text"), (None, "is a folder")])
+@pytest.mark.parametrize(
+    "content, message", [(b"\xff\xfeb\x00l\x00u\x00e\x00:\x00", "not UTF-8 text"), (None, "is a folder")]
+)
 def test_a_names_file_in_utf16_or_a_folder_is_one_clear_error(tmp_path, content, message):
     names = tmp_path / "names.yaml"
     names.mkdir() if content is None else names.write_bytes(content)
@@ -283,7 +308,8 @@ def test_skipped_without_a_person_type_or_person_sentences(groups):
 
     def context(labels, sentences):
         return SimpleNamespace(
-            datamodule=SimpleNamespace(labels=labels, splits={"test": SimpleNamespace(sentences=sentences)}))
+            datamodule=SimpleNamespace(labels=labels, splits={"test": SimpleNamespace(sentences=sentences)})
+        )
 
     assert "no PER type" in probe.skip_reason(context(["O", "B-LOC", "I-LOC"], SENTENCES))
     assert "no test sentence has a PER" in probe.skip_reason(context(["O", "B-PER", "I-PER"], SENTENCES[2:3]))

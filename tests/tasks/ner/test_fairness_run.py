@@ -24,9 +24,15 @@ GROUPS = ["north_female", "north_male", "south_female", "south_male"]
 def fairness_run_overrides(tmp_path) -> list[str]:
     names = tmp_path / "names.yaml"
     names.write_text(NAMES)
-    return [*TINY_RUN, "trainer.max_epochs=1", "probes.degradation=[]", "probes.fairness.enabled=true",
-            f"probes.fairness.groups_file={names}", "probes.fairness.names_per_sentence=2",
-            "probes.fairness.resamples=200"]
+    return [
+        *TINY_RUN,
+        "trainer.max_epochs=1",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=true",
+        f"probes.fairness.groups_file={names}",
+        "probes.fairness.names_per_sentence=2",
+        "probes.fairness.resamples=200",
+    ]
 
 
 @pytest.mark.slow

@@ -19,7 +19,9 @@ class ClassificationTask(Task):
     scores = {"accuracy": "max", "f1_macro": "max", "f1_*": "max", "mcc": "max", "ece": "min"}
 
     def prediction_files(self, data: SentenceDataModule, module: SentenceClassifier) -> dict[str, str]:
-        return {"predictions/test.tsv": predictions_tsv(data.splits["test"].examples, module.test_predictions, data.labels)}
+        return {
+            "predictions/test.tsv": predictions_tsv(data.splits["test"].examples, module.test_predictions, data.labels)
+        }
 
     def fairness_probe(self, settings, groups, split, names_file, missing=None) -> AttributionProbe:
         return AttributionProbe(settings, groups, split, names_file, missing)

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 # The authors' release (Malo et al. 2014), as the takala/financial_phrasebank hub repo keeps it: its loading
 # script is refused by current `datasets`, the zip is not.
-PHRASEBANK_ZIP = "https://huggingface.co/datasets/takala/financial_phrasebank/resolve/main/data/FinancialPhraseBank-v1.0.zip"
+PHRASEBANK_ZIP = (
+    "https://huggingface.co/datasets/takala/financial_phrasebank/resolve/main/data/FinancialPhraseBank-v1.0.zip"
+)
 
 
 @dataclass
@@ -59,22 +61,29 @@ def encode(tokenizer, examples: list[Example], label2id: dict[str, int], max_len
     return encoded
 
 
-def stratified_split(examples: list[Example], validation: float, test: float, seed: int, where: str) -> dict[str, list[Example]]:
+def stratified_split(
+    examples: list[Example], validation: float, test: float, seed: int, where: str
+) -> dict[str, list[Example]]:
     """Train/validation/test with each label in the same proportions (scikit-learn's stratified shuffle split);
     the validation and test sizes are fractions of the whole file, rounded up as scikit-learn rounds the test size."""
     from sklearn.model_selection import train_test_split
 
     if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ConfigError(f"data.validation_fraction={validation} and data.test_fraction={test} must be in (0, 1) "
-                          "with room left for training")
+        raise ConfigError(
+            f"data.validation_fraction={validation} and data.test_fraction={test} must be in (0, 1) "
+            "with room left for training"
+        )
     labels = [e.label for e in examples]
     try:
         rest, test_part = train_test_split(examples, test_size=test, stratify=labels, random_state=seed)
-        train, validation_part = train_test_split(rest, test_size=math.ceil(validation * len(examples)),
-                                                  stratify=[e.label for e in rest], random_state=seed)
+        train, validation_part = train_test_split(
+            rest, test_size=math.ceil(validation * len(examples)), stratify=[e.label for e in rest], random_state=seed
+        )
     except ValueError as err:  # e.g. a label with a single example cannot be stratified
-        raise DataError(f"{where}: cannot split {len(examples)} examples stratified by label ({err}); "
-                        f"labels: {dict(sorted(Counter(labels).items()))}") from None
+        raise DataError(
+            f"{where}: cannot split {len(examples)} examples stratified by label ({err}); "
+            f"labels: {dict(sorted(Counter(labels).items()))}"
+        ) from None
     return {"train": train, "validation": validation_part, "test": test_part}
 
 
@@ -95,8 +104,11 @@ class SentenceDataModule(SplitDataModule):
         """One file's examples split stratified by ``data.split_seed``, and the split's settings (recorded)."""
         cfg = self.cfg
         splits = stratified_split(examples, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed, str(where))
-        return splits, {"split_seed": cfg.split_seed, "validation_fraction": cfg.validation_fraction,
-                        "test_fraction": cfg.test_fraction}
+        return splits, {
+            "split_seed": cfg.split_seed,
+            "validation_fraction": cfg.validation_fraction,
+            "test_fraction": cfg.test_fraction,
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -104,20 +116,41 @@ class SentenceDataModule(SplitDataModule):
         raw, origin = self.read_splits()
         self.labels = label_order(e.label for split in raw.values() for e in split)
         if len(self.labels) < 2:
-            raise DataError(f"{self.data_files[0]}: only the label {self.labels} in the data; a classifier needs 2 or more")
+            raise DataError(
+                f"{self.data_files[0]}: only the label {self.labels} in the data; a classifier needs 2 or more"
+            )
         self.label_keys = label_keys(self.labels)
-        limits = {"train": self.cfg.max_train_samples, "validation": self.cfg.max_eval_samples, "test": self.cfg.max_eval_samples}
+        limits = {
+            "train": self.cfg.max_train_samples,
+            "validation": self.cfg.max_eval_samples,
+            "test": self.cfg.max_eval_samples,
+        }
         raw = {split: examples[: limits[split]] if limits[split] else examples for split, examples in raw.items()}
         label2id = {label: i for i, label in enumerate(self.labels)}
-        self.splits = {split: encode(self.tokenizer, examples, label2id, self.max_length) for split, examples in raw.items()}
-        self.data_info = {"labels": self.labels, **origin, "max_length": self.max_length, "splits": {
-            split: {"examples": len(encoded.examples), "labels": dict(sorted(Counter(e.label for e in encoded.examples).items())),
-                    "ids_sha256": ids_sha256(encoded.examples), "truncated": encoded.truncated}
-            for split, encoded in self.splits.items()}}
+        self.splits = {
+            split: encode(self.tokenizer, examples, label2id, self.max_length) for split, examples in raw.items()
+        }
+        self.data_info = {
+            "labels": self.labels,
+            **origin,
+            "max_length": self.max_length,
+            "splits": {
+                split: {
+                    "examples": len(encoded.examples),
+                    "labels": dict(sorted(Counter(e.label for e in encoded.examples).items())),
+                    "ids_sha256": ids_sha256(encoded.examples),
+                    "truncated": encoded.truncated,
+                }
+                for split, encoded in self.splits.items()
+            },
+        }
         cut = {split: encoded.truncated for split, encoded in self.splits.items() if encoded.truncated}
         if cut:
-            log.warning("examples longer than %d tokens were truncated: %s", self.max_length,
-                        ", ".join(f"{count} of {split}" for split, count in cut.items()))
+            log.warning(
+                "examples longer than %d tokens were truncated: %s",
+                self.max_length,
+                ", ".join(f"{count} of {split}" for split, count in cut.items()),
+            )
 
 
 class PhraseBankDataModule(SentenceDataModule):
@@ -129,9 +162,11 @@ class PhraseBankDataModule(SentenceDataModule):
         path = directory / self.cfg.file
         if not path.is_file():
             where = f"{given_by}={directory}" if given_by else f"{directory} (set data.dir=PATH or ${self.cfg.env_var})"
-            raise DataError(f"Financial PhraseBank not found: no {self.cfg.file} in {where}; it has no hub copy that "
-                            f"current `datasets` loads: put the Sentences_*.txt files of {PHRASEBANK_ZIP} there (licence "
-                            "CC BY-NC-SA 3.0: non-commercial use only)")
+            raise DataError(
+                f"Financial PhraseBank not found: no {self.cfg.file} in {where}; it has no hub copy that "
+                f"current `datasets` loads: put the Sentences_*.txt files of {PHRASEBANK_ZIP} there (licence "
+                "CC BY-NC-SA 3.0: non-commercial use only)"
+            )
         examples, encoding = read_phrasebank(path, self.cfg.encoding)
         self.data_files = [path.resolve()]
         splits, split = self.split_one_file(examples, path)
@@ -152,8 +187,10 @@ class TextFilesDataModule(SentenceDataModule):
             return splits, {"source": str(path), "split": split}
         unknown = set(self.cfg.files) - set(SPLIT_NAMES)
         if unknown or len(self.cfg.files) != len(SPLIT_NAMES):
-            raise ConfigError(f"data.files must name exactly {', '.join(SPLIT_NAMES)} (got {', '.join(self.cfg.files)}); "
-                              "or give one file as data.file=...")
+            raise ConfigError(
+                f"data.files must name exactly {', '.join(SPLIT_NAMES)} (got {', '.join(self.cfg.files)}); "
+                "or give one file as data.file=..."
+            )
         paths = {split: self.locate(self.cfg.files[split], f"data.files.{split}") for split in SPLIT_NAMES}
         self.data_files = list(paths.values())
         splits = {split: read_table(path, columns, self.cfg.file_format) for split, path in paths.items()}

@@ -22,9 +22,12 @@ def classification_scores(gold: np.ndarray, probabilities: np.ndarray, label_key
     predicted = probabilities.argmax(axis=1)
     present = np.union1d(gold, predicted)
     per_label = f1_score(gold, predicted, labels=present, average=None, zero_division=0)
-    scores = {"accuracy": accuracy_score(gold, predicted), "f1_macro": f1_score(gold, predicted, average="macro", zero_division=0),
-              "mcc": matthews_corrcoef(gold, predicted),
-              "ece": expected_calibration_error(probabilities.max(axis=1), predicted == gold)}
+    scores = {
+        "accuracy": accuracy_score(gold, predicted),
+        "f1_macro": f1_score(gold, predicted, average="macro", zero_division=0),
+        "mcc": matthews_corrcoef(gold, predicted),
+        "ece": expected_calibration_error(probabilities.max(axis=1), predicted == gold),
+    }
     scores.update({f"f1_{label_keys[label]}": value for label, value in zip(present, per_label)})
     return {key: float(value) for key, value in scores.items()}
 

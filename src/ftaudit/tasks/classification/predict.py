@@ -14,9 +14,16 @@ from ftaudit.tasks.data import Collator, eval_batches
 
 
 @torch.inference_mode()
-def predict_probabilities(model, tokenizer, examples: list[Example], labels: list[str], batch_size: int, max_length: int,
-                          autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                          progress_bar: Callable[[Iterable], Iterable] = iter) -> np.ndarray:
+def predict_probabilities(
+    model,
+    tokenizer,
+    examples: list[Example],
+    labels: list[str],
+    batch_size: int,
+    max_length: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    progress_bar: Callable[[Iterable], Iterable] = iter,
+) -> np.ndarray:
     """Each example's label probabilities (rows in example order), tokenised and truncated as in training, under the
     run's ``autocast`` (what its test pass ran under), the batches behind ``progress_bar`` (``iter``: no bar). Gold
     labels must be among ``labels``; they are not read."""

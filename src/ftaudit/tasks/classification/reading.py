@@ -33,9 +33,13 @@ def decode_text(path: Path, encoding: str | None) -> tuple[str, str]:
             return data.decode(candidate), candidate
         except UnicodeDecodeError as err:
             if encoding:
-                raise DataError(f"{path}: not {encoding} text ({err.reason} at byte {err.start}); set data.encoding") from None
+                raise DataError(
+                    f"{path}: not {encoding} text ({err.reason} at byte {err.start}); set data.encoding"
+                ) from None
         except LookupError:
-            raise ConfigError(f"data.encoding={encoding!r} is not an encoding Python knows (e.g. utf-8, iso-8859-1)") from None
+            raise ConfigError(
+                f"data.encoding={encoding!r} is not an encoding Python knows (e.g. utf-8, iso-8859-1)"
+            ) from None
     raise AssertionError("ISO-8859-1 decodes any bytes")
 
 
@@ -80,8 +84,10 @@ def table_format(path: Path, file_format: str) -> str:
             raise ConfigError(f"data.file_format={file_format!r} must be auto, {', '.join(TABLE_FORMATS.values())}")
         return file_format
     if path.suffix.lower() not in TABLE_FORMATS:
-        raise ConfigError(f"{path}: cannot tell the format from the extension {path.suffix!r}; name it .csv, .tsv or "
-                          f".jsonl, or set data.file_format=csv|tsv|jsonl")
+        raise ConfigError(
+            f"{path}: cannot tell the format from the extension {path.suffix!r}; name it .csv, .tsv or "
+            f".jsonl, or set data.file_format=csv|tsv|jsonl"
+        )
     return TABLE_FORMATS[path.suffix.lower()]
 
 
@@ -94,23 +100,31 @@ def delimited_records(path: Path, delimiter: str, columns: Columns) -> Iterator[
             reader = csv.reader(stream, delimiter=delimiter, quoting=quoting, strict=True)
             header = next(reader, None)
             if not header:
-                raise DataError(f"{path}: empty file; expected a header row naming the columns ({', '.join(columns.needed)})")
+                raise DataError(
+                    f"{path}: empty file; expected a header row naming the columns ({', '.join(columns.needed)})"
+                )
             missing = [name for name in columns.needed if name not in header]
             if missing:
-                raise DataError(f"{path}: no column {', '.join(map(repr, missing))} (the header has {', '.join(map(repr, header))}); "
-                                "set data.text_column, data.label_column (data.text_pair_column, data.id_column)")
+                raise DataError(
+                    f"{path}: no column {', '.join(map(repr, missing))} (the header has {', '.join(map(repr, header))}); "
+                    "set data.text_column, data.label_column (data.text_pair_column, data.id_column)"
+                )
             start = reader.line_num + 1
             for row in reader:
                 if row and len(row) != len(header):
-                    raise DataError(f"{path}:{start}: {len(row)} fields where the header has {len(header)}; "
-                                    "quote fields that hold the delimiter")
+                    raise DataError(
+                        f"{path}:{start}: {len(row)} fields where the header has {len(header)}; "
+                        "quote fields that hold the delimiter"
+                    )
                 if row:
                     yield start, dict(zip(header, row))
                 start = reader.line_num + 1
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed {'CSV' if delimiter == ',' else 'TSV'} ({err})") from None
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8"
+        ) from None
 
 
 def json_records(path: Path) -> Iterator[tuple[int, dict]]:
@@ -118,7 +132,9 @@ def json_records(path: Path) -> Iterator[tuple[int, dict]]:
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8"
+        ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -147,16 +163,21 @@ def field_text(record: dict, name: str, path: Path, number: int, what: str) -> s
 def read_table(path: Path, columns: Columns, file_format: str = "auto") -> list[Example]:
     """The labelled examples of a CSV, TSV or JSONL file; ids must be unique."""
     kind = table_format(path, file_format)
-    records = json_records(path) if kind == "jsonl" else delimited_records(path, "," if kind == "csv" else "\t", columns)
+    records = (
+        json_records(path) if kind == "jsonl" else delimited_records(path, "," if kind == "csv" else "\t", columns)
+    )
     examples, seen = [], {}
     for number, record in records:
         example = Example(
             id=field_text(record, columns.id, path, number, "id").strip() if columns.id else str(number),
             text=field_text(record, columns.text, path, number, "text"),
             label=field_text(record, columns.label, path, number, "label").strip(),
-            text_pair=field_text(record, columns.text_pair, path, number, "second text") if columns.text_pair else None)
+            text_pair=field_text(record, columns.text_pair, path, number, "second text") if columns.text_pair else None,
+        )
         if example.id in seen:
-            raise DataError(f"{path}:{number}: id {example.id!r} again (first on line {seen[example.id]}); ids must be unique")
+            raise DataError(
+                f"{path}:{number}: id {example.id!r} again (first on line {seen[example.id]}); ids must be unique"
+            )
         seen[example.id] = number
         examples.append(example)
     if not examples:

@@ -36,7 +36,9 @@ def read_conll(path: Path) -> tuple[list[Sentence], list[int]]:
     try:
         lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); convert the file to UTF-8"
+        ) from None
     for number, line in enumerate(lines + [""], start=1):
         line = line.rstrip("\r")
         columns = [column for column in ASCII_BLANKS.split(line) if column]
@@ -124,15 +126,21 @@ def hub_sentences(split: HubSplit, scheme: str) -> list[Sentence]:
     features = split.rows.features
     missing = [name for name in ("tokens", "ner_tags") if name not in features]
     if missing:
-        raise DataError(f"{split}: no field {', '.join(map(repr, missing))} (it has {', '.join(features)}); "
-                        "point data.hub_id at a CoNLL-2003 copy with tokens and ner_tags, or set data.dir")
+        raise DataError(
+            f"{split}: no field {', '.join(map(repr, missing))} (it has {', '.join(features)}); "
+            "point data.hub_id at a CoNLL-2003 copy with tokens and ner_tags, or set data.dir"
+        )
     names = getattr(getattr(features["ner_tags"], "feature", None), "names", None)
     if names != CONLL2003_TAGS:
-        raise DataError(f"{split}: ner_tags names {names} are not CoNLL-2003's {CONLL2003_TAGS} in that order, so its "
-                        "ids cannot be read as tags; point data.hub_id at another copy, or set data.dir")
-    sentences = [Sentence(list(tokens), [names[i] for i in tags])
-                 for tokens, tags in zip(split.column("tokens"), split.column("ner_tags"))
-                 if tokens and list(tokens) != ["-DOCSTART-"]]
+        raise DataError(
+            f"{split}: ner_tags names {names} are not CoNLL-2003's {CONLL2003_TAGS} in that order, so its "
+            "ids cannot be read as tags; point data.hub_id at another copy, or set data.dir"
+        )
+    sentences = [
+        Sentence(list(tokens), [names[i] for i in tags])
+        for tokens, tags in zip(split.column("tokens"), split.column("ner_tags"))
+        if tokens and list(tokens) != ["-DOCSTART-"]
+    ]
     return to_iob2(sentences, scheme, split)[0]
 
 

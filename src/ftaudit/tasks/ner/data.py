@@ -73,7 +73,9 @@ def encode(tokenizer, sentences: list[Sentence], label2id: dict[str, int], max_l
     prefix, suffix = special_token_frame(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if budget < 1:
-        raise ConfigError(f"data.max_length={max_length} leaves no room for tokens; use at least {len(prefix) + len(suffix) + 1}")
+        raise ConfigError(
+            f"data.max_length={max_length} leaves no room for tokens; use at least {len(prefix) + len(suffix) + 1}"
+        )
     encoded = EncodedSplit(sentences)
     batch = tokenizer([s.tokens for s in sentences], is_split_into_words=True, add_special_tokens=False)
     for index, sentence in enumerate(sentences):
@@ -89,7 +91,9 @@ def encode(tokenizer, sentences: list[Sentence], label2id: dict[str, int], max_l
                 window_ids += pieces
                 window_labels += [label2id[sentence.tags[word]]] + [IGNORE_INDEX] * (len(pieces) - 1)
             encoded.input_ids.append(torch.tensor(prefix + window_ids + suffix))
-            encoded.labels.append(torch.tensor([IGNORE_INDEX] * len(prefix) + window_labels + [IGNORE_INDEX] * len(suffix)))
+            encoded.labels.append(
+                torch.tensor([IGNORE_INDEX] * len(prefix) + window_labels + [IGNORE_INDEX] * len(suffix))
+            )
             encoded.sentence_index.append(index)
             encoded.word_offset.append(start)
     return encoded
@@ -109,8 +113,14 @@ class NERDataModule(SplitDataModule):
         if self.splits:
             return
         raw, self.data_files = load_conll_splits(self.cfg)
-        limits = {"train": self.cfg.max_train_samples, "validation": self.cfg.max_eval_samples, "test": self.cfg.max_eval_samples}
+        limits = {
+            "train": self.cfg.max_train_samples,
+            "validation": self.cfg.max_eval_samples,
+            "test": self.cfg.max_eval_samples,
+        }
         raw = {split: sentences[: limits[split]] if limits[split] else sentences for split, sentences in raw.items()}
         self.labels = label_list(*raw.values())
         label2id = {label: i for i, label in enumerate(self.labels)}
-        self.splits = {split: encode(self.tokenizer, sentences, label2id, self.max_length) for split, sentences in raw.items()}
+        self.splits = {
+            split: encode(self.tokenizer, sentences, label2id, self.max_length) for split, sentences in raw.items()
+        }

@@ -54,12 +54,16 @@ class NameAudit:
     def metrics(self, prefix: str) -> dict[str, float]:
         """Per group recall and F1; per comparison, each unit's recall and the gap, ratio, CIs and p-value."""
         substitutions = float(self.spans.sum())
-        metrics = {f"{prefix}/sentences": float(len(self.spans)), f"{prefix}/substitutions_per_group": substitutions,
-                   f"{prefix}/substitutions": substitutions * len(self.groups.names)}
+        metrics = {
+            f"{prefix}/sentences": float(len(self.spans)),
+            f"{prefix}/substitutions_per_group": substitutions,
+            f"{prefix}/substitutions": substitutions * len(self.groups.names),
+        }
         for group, f1 in zip(self.groups.names, self.f1):
             metrics[f"{prefix}/group/{group}/f1"] = float(f1)
-        metrics.update(rate_gaps(prefix, self.groups, self.found, self.spans, self.replicates, self.resamples, self.seed,
-                                 "recall"))
+        metrics.update(
+            rate_gaps(prefix, self.groups, self.found, self.spans, self.replicates, self.resamples, self.seed, "recall")
+        )
         return metrics
 
     def table(self) -> str:
@@ -67,18 +71,37 @@ class NameAudit:
         attributes = list(self.groups.attributes)
         stream = io.StringIO()
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(["group", *attributes, "recall", "recall_ci_low", "recall_ci_high", "f1", "found", "substitutions"])
+        writer.writerow(
+            ["group", *attributes, "recall", "recall_ci_low", "recall_ci_high", "f1", "found", "substitutions"]
+        )
         low, high = percentile_interval(self.replicates)
         for g, group in enumerate(self.groups.names):
-            writer.writerow([group, *(self.groups.attributes[a][group] for a in attributes), f"{self.recalls[g]:.6f}",
-                             f"{low[g]:.6f}", f"{high[g]:.6f}", f"{self.f1[g]:.6f}", int(self.found[g].sum()),
-                             int(self.spans.sum())])
+            writer.writerow(
+                [
+                    group,
+                    *(self.groups.attributes[a][group] for a in attributes),
+                    f"{self.recalls[g]:.6f}",
+                    f"{low[g]:.6f}",
+                    f"{high[g]:.6f}",
+                    f"{self.f1[g]:.6f}",
+                    int(self.found[g].sum()),
+                    int(self.spans.sum()),
+                ]
+            )
         return stream.getvalue()
 
 
-def audit_names(sentences: list[Sentence], groups: NameGroups, tag_fn: TagFn, *, sample_size: int | None = None,
-                names_per_sentence: int = 1, resamples: int = 1000, seed: int = 0,
-                entity_type: str = "PER") -> NameAudit:
+def audit_names(
+    sentences: list[Sentence],
+    groups: NameGroups,
+    tag_fn: TagFn,
+    *,
+    sample_size: int | None = None,
+    names_per_sentence: int = 1,
+    resamples: int = 1000,
+    seed: int = 0,
+    entity_type: str = "PER",
+) -> NameAudit:
     """Substitute every group's names into the sampled sentences, tag all variants in one batch, and score them."""
     sample = sample_sentences(sentences, sample_size, seed, entity_type)
     variants = make_variants(sample, groups, names_per_sentence, seed, entity_type)
@@ -101,9 +124,15 @@ def write_recall_chart(path, audit: NameAudit, entity_type: str) -> None:
     """Each group's recall of the substituted names with its 95% CI."""
     gap = gap_and_ratio(audit.recalls)[0]
     gap_low, gap_high = percentile_interval(gap_and_ratio(audit.replicates)[0])
-    write_group_chart(path, audit.groups, audit.recalls, audit.replicates, f"{entity_type} recall of substituted names",
-                      f"{len(audit.spans)} sentences, {int(audit.spans.sum())} substituted names per group\n"
-                      f"max-min gap {gap:.3f} (95% CI {gap_low:.3f} to {gap_high:.3f}); bars: 95% bootstrap CIs")
+    write_group_chart(
+        path,
+        audit.groups,
+        audit.recalls,
+        audit.replicates,
+        f"{entity_type} recall of substituted names",
+        f"{len(audit.spans)} sentences, {int(audit.spans.sum())} substituted names per group\n"
+        f"max-min gap {gap:.3f} (95% CI {gap_low:.3f} to {gap_high:.3f}); bars: 95% bootstrap CIs",
+    )
 
 
 class NameSubstitutionProbe(FairnessProbe):
@@ -114,15 +143,20 @@ class NameSubstitutionProbe(FairnessProbe):
             return super().skip_reason(ctx)
         entity_type = self.settings.entity_type
         if f"B-{entity_type}" not in ctx.datamodule.labels:
-            return (f"the label set has no {entity_type} type ({', '.join(ctx.datamodule.labels)}); "
-                    "set probes.fairness.entity_type to the person type")
+            return (
+                f"the label set has no {entity_type} type ({', '.join(ctx.datamodule.labels)}); "
+                "set probes.fairness.entity_type to the person type"
+            )
         if not any(entity_spans(s.tags, entity_type) for s in ctx.datamodule.splits[self.split].sentences):
             return f"no {self.split} sentence has a {entity_type} entity"
         return None
 
     def metric_specs(self) -> list[MetricSpec]:
         prefix = f"{self.kind}/{self.name}"
-        specs = [MetricSpec(f"{prefix}/{count}", None, None) for count in ("sentences", "substitutions", "substitutions_per_group")]
+        specs = [
+            MetricSpec(f"{prefix}/{count}", None, None)
+            for count in ("sentences", "substitutions", "substitutions_per_group")
+        ]
         specs += [MetricSpec(f"{prefix}/group/*/{score}", self.split, "max") for score in ("recall", "f1")]
         specs += [MetricSpec(f"{prefix}/by_*/*/recall", self.split, "max")]
         for comparison in (prefix, f"{prefix}/by_*"):
@@ -130,14 +164,27 @@ class NameSubstitutionProbe(FairnessProbe):
         return specs
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
-        tag_fn = partial(predict_tags, ctx.model, ctx.tokenizer, labels=ctx.datamodule.labels,
-                         batch_size=ctx.cfg.data.eval_batch_size, max_length=ctx.datamodule.max_length,
-                         autocast=ctx.autocast,  # the windows and the precision of the test pass
-                         progress_bar=ctx.progress(f"fairness {self.name}"))
+        tag_fn = partial(
+            predict_tags,
+            ctx.model,
+            ctx.tokenizer,
+            labels=ctx.datamodule.labels,
+            batch_size=ctx.cfg.data.eval_batch_size,
+            max_length=ctx.datamodule.max_length,
+            autocast=ctx.autocast,  # the windows and the precision of the test pass
+            progress_bar=ctx.progress(f"fairness {self.name}"),
+        )
         settings = self.settings
-        audit = audit_names(ctx.datamodule.splits[self.split].sentences, self.groups, tag_fn,
-                            sample_size=settings.sentences, names_per_sentence=settings.names_per_sentence,
-                            resamples=settings.resamples, seed=settings.seed, entity_type=settings.entity_type)
+        audit = audit_names(
+            ctx.datamodule.splits[self.split].sentences,
+            self.groups,
+            tag_fn,
+            sample_size=settings.sentences,
+            names_per_sentence=settings.names_per_sentence,
+            resamples=settings.resamples,
+            seed=settings.seed,
+            entity_type=settings.entity_type,
+        )
         atomic_write_text(self.record_path(ctx, GROUP_TABLE), audit.table())
         write_recall_chart(self.record_path(ctx, RECALL_CHART), audit, settings.entity_type)
         return audit.metrics(f"{self.kind}/{self.name}")

@@ -20,14 +20,22 @@ class NERTagger(TaskModule):
         output = self(batch)
         is_word = batch["labels"] != IGNORE_INDEX
         confidence, predicted = output.logits[is_word].float().softmax(-1).max(-1)
-        self._eval_outputs.append((batch["example_index"].cpu(), predicted.cpu(), is_word.sum(1).cpu(),
-                                   confidence.cpu(), batch["labels"][is_word].cpu()))
+        self._eval_outputs.append(
+            (
+                batch["example_index"].cpu(),
+                predicted.cpu(),
+                is_word.sum(1).cpu(),
+                confidence.cpu(),
+                batch["labels"][is_word].cpu(),
+            )
+        )
         return output.loss
 
     def _scores(self, split: str, outputs: list[tuple[torch.Tensor, ...]]) -> tuple[dict[str, float], list[list[str]]]:
         """Entity scores of the split's sentences, and the word-level ECE of the predicted tags' probabilities."""
-        example_index, predicted, words_per_example, confidence, gold = (torch.cat(column).tolist()
-                                                                          for column in zip(*outputs))
+        example_index, predicted, words_per_example, confidence, gold = (
+            torch.cat(column).tolist() for column in zip(*outputs)
+        )
         per_example, start = [], 0
         for count in words_per_example:
             per_example.append([self.labels[i] for i in predicted[start : start + count]])

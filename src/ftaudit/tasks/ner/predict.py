@@ -13,9 +13,16 @@ from ftaudit.tasks.ner.data import IGNORE_INDEX, encode
 
 
 @torch.inference_mode()
-def predict_tags(model, tokenizer, sentences: list[Sentence], labels: list[str], batch_size: int, max_length: int,
-                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                 progress_bar: Callable[[Iterable], Iterable] = iter) -> list[list[str]]:
+def predict_tags(
+    model,
+    tokenizer,
+    sentences: list[Sentence],
+    labels: list[str],
+    batch_size: int,
+    max_length: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    progress_bar: Callable[[Iterable], Iterable] = iter,
+) -> list[list[str]]:
     """One predicted tag per word for each sentence, by the same alignment and windowing as training, under the
     run's ``autocast`` (what its test pass ran under); the batches behind ``progress_bar`` (``iter``: no bar).
 

@@ -25,7 +25,9 @@ def entity_spans(tags: list[str], entity_type: str) -> list[Span]:
     return spans
 
 
-def substitute(sentence: Sentence, spans: list[Span], names: list[str], entity_type: str) -> tuple[Sentence, list[Span]]:
+def substitute(
+    sentence: Sentence, spans: list[Span], names: list[str], entity_type: str
+) -> tuple[Sentence, list[Span]]:
     """Replace each span by its name (split on whitespace, tagged B- then I-); every other word and tag is kept.
 
     A name replacing an all-capitals span (a headline) is written in capitals too, so only the name changes.
@@ -59,8 +61,9 @@ def sample_sentences(sentences: list[Sentence], size: int | None, seed: int, ent
     return seeded_sample([s for s in sentences if entity_spans(s.tags, entity_type)], size, seed)
 
 
-def make_variants(sentences: list[Sentence], groups: NameGroups, names_per_sentence: int, seed: int,
-                  entity_type: str) -> list[Variant]:
+def make_variants(
+    sentences: list[Sentence], groups: NameGroups, names_per_sentence: int, seed: int, entity_type: str
+) -> list[Variant]:
     """``names_per_sentence`` variants of every sentence per group, each span given its own seeded draw.
 
     Each group draws from its own generator (``group_rng``), so adding or reordering groups in the file leaves the
