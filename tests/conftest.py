@@ -27,8 +27,28 @@ TINY_RUN = [
     "trainer.progress_bar=false",
     "data.batch_size=4",
 ]
+# A tiny run on a slice of the fixture that a sweep or grid multirun repeats many times (each run a second or two).
+TINY_SUBSET_RUN = [
+    "model=tiny",
+    f"data.dir={FIXTURE_CONLL}",
+    "data.max_train_samples=24",
+    "data.max_eval_samples=12",
+    "data.batch_size=8",
+    "trainer.progress_bar=false",
+    "probes.degradation=[]",
+    "logger=csv",
+]
 FIXTURE_PHRASEBANK = REPO / "tests" / "fixtures" / "phrasebank_tiny"  # 90 'sentence@label' lines, Latin-1, CRLF
 FIXTURE_TEXT_CSV = REPO / "tests" / "fixtures" / "text_csv_tiny"
+# The text_csv fixture read as sentence pairs with their ids: which column is which.
+TEXT_CSV_PAIRS = [
+    "data=text_csv",
+    f"data.dir={FIXTURE_TEXT_CSV}",
+    "data.text_column=sentence",
+    "data.text_pair_column=source",
+    "data.label_column=sentiment",
+    "data.id_column=doc",
+]
 # A sentence label comes from one [CLS] vector: the tiny model learns it only from larger initial weights and a
 # few more epochs (its default 0.02 init left positive and negative apart after 3 epochs in 1 of 4 seeds).
 TINY_CLASSIFICATION_RUN = [

@@ -5,24 +5,13 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import FIXTURE_CONLL, run_script
+from tests.conftest import TINY_SUBSET_RUN, run_script
 
 pytestmark = pytest.mark.slow  # a real grid multirun (subprocess)
 
-GRID_BASE = [
-    "model=tiny",
-    f"data.dir={FIXTURE_CONLL}",
-    "data.max_train_samples=24",
-    "data.max_eval_samples=12",
-    "data.batch_size=8",
-    "trainer.progress_bar=false",
-    "probes.degradation=[]",
-    "logger=csv",
-]
-
 
 def test_grid_multirun_gives_every_job_its_own_run(tmp_path):
-    result = run_script("-m", *GRID_BASE, "optimizer.lr=1e-5,3e-5", "trainer.max_epochs=1,2", cwd=tmp_path)
+    result = run_script("-m", *TINY_SUBSET_RUN, "optimizer.lr=1e-5,3e-5", "trainer.max_epochs=1,2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (multirun,) = (tmp_path / "outputs" / "multirun").iterdir()
     jobs = sorted(path for path in multirun.iterdir() if path.is_dir() and not path.name.startswith("."))

@@ -16,18 +16,11 @@ from hydra.core.global_hydra import GlobalHydra
 
 from ftaudit.config import CONFIG_DIR
 from ftaudit.sweep import run_sweep
-from tests.conftest import FIXTURE_CONLL, REPO
+from tests.conftest import REPO, TINY_SUBSET_RUN
 from tests.postgres_server import PostgresUnavailable, throwaway_postgres
 
 TINY_SWEEP = [
-    "model=tiny",
-    f"data.dir={FIXTURE_CONLL}",
-    "data.max_train_samples=24",
-    "data.max_eval_samples=12",
-    "data.batch_size=8",
-    "trainer.progress_bar=false",
-    "probes.degradation=[]",
-    "logger=csv",
+    *TINY_SUBSET_RUN,
     "sweep.space.trainer.max_epochs.high=1",
     "sweep.space.optimizer.lr.low=1e-4",
 ]

@@ -12,7 +12,7 @@ from ftaudit.models.loading import load_tokenizer
 from ftaudit.tasks.classification.data import encode, ids_sha256
 from ftaudit.tasks.classification.reading import Example
 from ftaudit.tasks.data import Collator
-from tests.conftest import FIXTURE_PHRASEBANK, FIXTURE_TEXT_CSV, compose_config
+from tests.conftest import FIXTURE_PHRASEBANK, FIXTURE_TEXT_CSV, TEXT_CSV_PAIRS, compose_config
 
 LABEL2ID = {"neg": 0, "pos": 1}
 
@@ -99,12 +99,7 @@ def test_phrasebank_not_found_says_where_to_get_it_and_its_licence_in_one_line(t
 def test_text_csv_one_file_per_split_with_pairs_and_ids(tokenizer):
     module = datamodule(
         tokenizer,
-        "data=text_csv",
-        f"data.dir={FIXTURE_TEXT_CSV}",
-        "data.text_column=sentence",
-        "data.text_pair_column=source",
-        "data.label_column=sentiment",
-        "data.id_column=doc",
+        *TEXT_CSV_PAIRS,
     )
     test = module.splits["test"]
     assert [len(module.splits[split].examples) for split in ("train", "validation", "test")] == [48, 12, 12]

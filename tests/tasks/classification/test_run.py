@@ -19,7 +19,7 @@ from ftaudit.tasks.calibration import expected_calibration_error
 from ftaudit.tasks.classification.data import ids_sha256
 from ftaudit.tasks.classification.fairness import FLIP_CHART, GROUP_TABLE
 from ftaudit.tasks.classification.reading import Example
-from tests.conftest import FIXTURE_TEXT_CSV, TINY_CLASSIFICATION_RUN, compose_config, run_script
+from tests.conftest import TEXT_CSV_PAIRS, TINY_CLASSIFICATION_RUN, compose_config, run_script
 from tests.tasks.ner.test_fairness import NAMES
 
 LABELS = ["negative", "neutral", "positive"]
@@ -131,12 +131,7 @@ def test_sentence_pairs_from_csv_files(tmp_path):
     metrics = train(
         compose_config(
             *TINY_CLASSIFICATION_RUN,
-            "data=text_csv",
-            f"data.dir={FIXTURE_TEXT_CSV}",
-            "data.text_column=sentence",
-            "data.text_pair_column=source",
-            "data.label_column=sentiment",
-            "data.id_column=doc",
+            *TEXT_CSV_PAIRS,
             "trainer.max_epochs=1",
             "probes.degradation=[]",
             "probes.fairness.enabled=false",
