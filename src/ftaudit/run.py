@@ -48,6 +48,7 @@ from ftaudit.resume import CHECKPOINT_FOLDER, EpochCheckpoint, last_checkpoint, 
 from ftaudit.tasks import build_task
 from ftaudit.tasks.base import Task
 from ftaudit.tasks.data import SplitDataModule
+from ftaudit.tasks.module import TaskModule
 from ftaudit.tracking.loggers import build_loggers, tracking_callbacks
 from ftaudit.tracking.model_card import base_model_of, model_card
 from ftaudit.tracking.publish import publish_run
@@ -206,7 +207,6 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     metrics.update(method.metrics(module.model))
     env = {
         "tested_checkpoint": f"{cfg.trainer.checkpoint} ({Path(checkpoint.best_model_path).name if use_best else 'final weights'})",
-        **tryout(module),
     }
     if resume_from:
         env["resumed"] = f"from {resume_from} (the state after its last finished epoch)"
@@ -219,7 +219,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
         metrics,
         specs,
         env,
-        {} if "partial_evaluation" in env else task.prediction_files(datamodule, module),
+        module,
         method.evaluate,
         models_to_save(cfg.record, module.model, plain),
     )
@@ -269,7 +269,6 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "base_named_by": finetuned.base_named_by,
             "labels": finetuned.labels,
         },
-        **tryout(module),
     }
     return evaluate_and_record(
         session,
@@ -279,7 +278,7 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         metrics,
         specs,
         env,
-        {} if "partial_evaluation" in env else task.prediction_files(datamodule, module),
+        module,
     )
 
 
@@ -291,15 +290,18 @@ def evaluate_and_record(
     metrics: dict[str, float],
     specs: list[MetricSpec],
     env: dict,
-    files: dict[str, str],
+    module: TaskModule,
     measure_more: Callable[[ProbeContext], dict] | None = None,
     save: dict[str, torch.nn.Module] | None = None,
 ) -> dict[str, float]:
     """What every run does once its model is tested: the probes on ``model`` (a plain classifier) against the base
     (``base_state``: its weights under ``model``'s names; ``base_source``: its checkpoint), ``measure_more`` (a
     method's own measurements), the resources used, the models to ``save`` (folder name -> model), and the record
-    (``metrics.json`` last); returns the metrics."""
+    (``metrics.json`` last, the test predictions of ``module``); returns the metrics. A try-out, whose ``module``
+    evaluated only part of a split (``debug=...``, ``trainer.limit_val_batches``/``limit_test_batches``), records
+    what it evaluated instead of its metrics."""
     cfg, task, meter, run_dir = session.cfg, session.task, session.meter, session.run_dir
+    partial = module.partial_evaluation()  # before measure_more, which may evaluate the splits again (WiSE-FT)
     hardware = session.hardware
     context = ProbeContext(
         cfg,
@@ -334,24 +336,19 @@ def evaluate_and_record(
         "data": session.datamodule.data_info,  # what the task's data module says of its splits
         "resources": {"energy_method": meter.energy_method, "peak_tflops_source": session.peak_source},
     }
-    if "partial_evaluation" in env:  # a try-out's scores are not its splits': printed, never recorded as metrics
-        write_record(run_dir, cfg, None, {}, env, {})
+    if partial:  # a try-out's scores are not its splits': printed, never recorded as metrics
+        write_record(run_dir, cfg, None, {}, {**env, "partial_evaluation": partial}, {})
         print_summary(run_dir, metrics, env["tested_checkpoint"])
-        print(f"a try-out: evaluated {env['partial_evaluation']}; no metrics.json or predictions written", flush=True)
+        print(f"a try-out: evaluated {partial}; no metrics.json or predictions written", flush=True)
         return metrics
     if save:
         env["saved_model"] = save_models(save, session, metrics, skipped, device)
-    write_record(run_dir, cfg, metrics, declarations(metrics, specs), env, files)
+    write_record(
+        run_dir, cfg, metrics, declarations(metrics, specs), env, task.prediction_files(session.datamodule, module)
+    )
     print_summary(run_dir, metrics, env["tested_checkpoint"])
     publish_run(session.loggers, run_dir, metrics)
     return metrics
-
-
-def tryout(module) -> dict[str, dict[str, str]]:
-    """``{"partial_evaluation": {split: "n of N"}}`` for a run that evaluated part of a split (``debug=...``,
-    ``trainer.limit_val_batches``/``limit_test_batches``), else nothing."""
-    partial = module.partial_evaluation()
-    return {"partial_evaluation": partial} if partial else {}
 
 
 def models_to_save(
