@@ -14,6 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from ftaudit import cli
 from tests.conftest import REPO, TINY_RUN
 from tests.test_hardware import DDP_ON_CPU
+from tests.tracking.test_record import commit_all
 
 
 @pytest.fixture
@@ -84,12 +85,22 @@ def test_report_takes_its_own_arguments(monkeypatch, tmp_path, capsys):
     assert str(tmp_path / "missing") in capsys.readouterr().err
 
 
+def test_report_usage_names_the_command_typed(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["ftaudit", "report"])  # no run folder: argparse's usage line and status 2
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith("usage: ftaudit report [-h]")
+
+
 @pytest.mark.slow
 def test_installed_wheel_runs_from_any_directory(tmp_path):
     """The wheel, installed non-editable on its own, carries its config tree: ``ftaudit train`` from another folder
-    writes its run record under that folder's ``outputs/``."""
+    writes its run record under that folder's ``outputs/``, and claims no git commit for the installed code, not
+    even that of a repository around it."""
     source, wheels, site, cwd = tmp_path / "source", tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     cwd.mkdir()
+    commit_all(tmp_path)
     # Built from a copy of what the package is made of: setuptools writes build/ and egg-info/ where it builds.
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
@@ -137,7 +148,9 @@ def test_installed_wheel_runs_from_any_directory(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (cwd / "outputs" / "runs").iterdir()
     assert (run_dir / "metrics.json").is_file()
-    assert json.loads((run_dir / "env.json").read_text())["command"][1:3] == [str(site / "bin" / "ftaudit"), "train"]
+    env_record = json.loads((run_dir / "env.json").read_text())
+    assert env_record["command"][1:3] == [str(site / "bin" / "ftaudit"), "train"]
+    assert env_record["git_commit"] is None and env_record["packages"]["ftaudit"]
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "train.log").is_file()
     assert not (REPO / "outputs" / "runs" / run_dir.name).exists()
 

@@ -90,7 +90,7 @@ def test_an_unreachable_hub_is_asked_once_per_process(monkeypatch, hub_cache):
 def test_a_run_given_no_data_reads_the_hub_and_records_each_split(tmp_path, hub_cache, monkeypatch):
     for variable in ("CONLL2003_DIR", "STSB_DIR"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing in <repo>/data either
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)  # nothing in <repo>/data either
     conll = write_conll_hub(tmp_path / "conll-hub", fixture_sentences())
     stsb = write_stsb_hub(tmp_path / "stsb-hub")
     run_dir = tmp_path / "run"

@@ -183,7 +183,7 @@ def sweep_cli() -> None:
 def report_cli() -> None:
     from ftaudit.report.__main__ import main as report_main
 
-    report_main(sys.argv[1:])
+    report_main(sys.argv[1:], prog="ftaudit report")
 
 
 COMMANDS = {"train": train_cli, "sweep": sweep_cli, "audit": audit_cli, "report": report_cli}

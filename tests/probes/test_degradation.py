@@ -169,7 +169,7 @@ def test_each_probe_is_one_timed_log_line_and_its_batches_a_bar_unless_turned_of
 
 def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypatch, hub_cache):
     monkeypatch.delenv("STSB_DIR", raising=False)
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given, nothing in the default place nor the hub
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)  # nothing given, nothing in the default place nor the hub
     cfg = compose_config(
         "model=tiny",
         *degradation_overrides(tmp_path, "stsb"),
@@ -185,7 +185,7 @@ def test_probe_data_nowhere_to_be_found_is_a_skip_with_reason(tmp_path, monkeypa
 def test_probe_data_comes_from_the_hub_when_none_was_given_and_the_default_is_empty(tmp_path, monkeypatch, hub_cache):
     monkeypatch.delenv("STSB_DIR", raising=False)
     monkeypatch.delenv("WIKITEXT2_DIR", raising=False)
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)
     stsb, wikitext = write_stsb_hub(tmp_path / "stsb-hub"), write_wikitext_hub(tmp_path / "wikitext-hub")
     cfg = compose_config(
         "model=tiny",

@@ -18,9 +18,9 @@ def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m ftaudit.report",
+        prog=prog,
         description="Tables and plots from run records (metrics.json + config.yaml), "
         "found recursively; mean ± std and n over the runs of each group.",
     )
@@ -61,8 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m ftaudit.report") -> None:
+    """``prog``: the command as the user typed it, for the usage line (``ftaudit report`` from the CLI)."""
+    args = parse_args(argv, prog)
     unknown = [name for name in args.format if name not in RENDERERS]
     if unknown:
         raise ConfigError(f"--format {','.join(unknown)}: choose from {','.join(RENDERERS)}")

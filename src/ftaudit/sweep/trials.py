@@ -127,6 +127,12 @@ class Objective:
             raise
         except Exception as err:
             self.record_failure(trial, run_dir, err)
+        if not (run_dir / "metrics.json").is_file():  # a try-out: its scores are of part of a split
+            raise ConfigError(
+                f"trial {trial.number} evaluated only part of a split ({run_dir / 'env.json'}: partial_evaluation); "
+                "a sweep selects on whole validation splits: drop debug= and trainer.limit_val_batches/"
+                "limit_test_batches"
+            )
         return [self.value(metrics, key) for key, _ in self.objectives]
 
     def join_wandb_group(self, cfg: DictConfig, number: int) -> None:

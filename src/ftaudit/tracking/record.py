@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ftaudit.errors import FIXABLE_WRITE_ERRORS, write_error
-from ftaudit.paths import REPO_ROOT
+from ftaudit.paths import CHECKOUT
 
 UMASK = os.umask(0o022)
 os.umask(UMASK)  # reading the umask means setting it: restored at once
@@ -75,13 +75,21 @@ def atomic_write_json(path: Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def git_commit() -> str | None:
+def git_commit(checkout: Path | None = CHECKOUT) -> str | None:
+    """The commit of the checkout the code runs from (``-dirty`` with uncommitted changes to tracked files); None
+    for an installed package (its version ``packages.ftaudit`` is recorded instead) or a checkout that is not a
+    repository of its own: a git repository around site-packages or an unpacked source is not the code that ran."""
+    if checkout is None:
+        return None
     try:
         commit = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(checkout), "rev-parse", "--show-toplevel", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -90,7 +98,10 @@ def git_commit() -> str | None:
         return None
     if commit.returncode != 0:
         return None
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    toplevel, head = commit.stdout.split()
+    if Path(toplevel).resolve() != checkout.resolve():
+        return None
+    return head + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def environment(seed: int, device: str) -> dict:

@@ -79,7 +79,7 @@ def test_phrasebank_location_rules(tokenizer, tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"\$PHRASEBANK_DIR=.*gone: .* does not exist"):
         datamodule(tokenizer)
     monkeypatch.delenv("PHRASEBANK_DIR")
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)
     with pytest.raises(
         DataError, match=f"no Sentences_50Agree.txt in {tmp_path}/data/financial_phrasebank \\(set data.dir"
     ):
@@ -88,7 +88,7 @@ def test_phrasebank_location_rules(tokenizer, tmp_path, monkeypatch):
 
 def test_phrasebank_not_found_says_where_to_get_it_and_its_licence_in_one_line(tokenizer, tmp_path, monkeypatch):
     monkeypatch.delenv("PHRASEBANK_DIR")
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)
     with pytest.raises(DataError) as err:
         datamodule(tokenizer)
     message = str(err.value)

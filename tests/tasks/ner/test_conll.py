@@ -229,7 +229,7 @@ def test_the_hub_is_read_only_when_no_folder_was_given_and_the_default_is_empty(
         FIXTURE / name for name in ("train.txt", "valid.txt", "test.txt")
     ]
     monkeypatch.delenv("CONLL2003_DIR")
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # the run's own config: <repo>/data/conll2003 is empty
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)  # the run's own config: <repo>/data/conll2003 is empty
     splits, files = load_conll_splits(compose_config(f"data.hub_id={folder}").data)
     assert splits["test"] == [Sentence(["Hub"], ["B-ORG"])] and files[0].hub_id == str(folder)
     with pytest.raises(

@@ -272,7 +272,7 @@ def test_probe_is_built_from_config(tmp_path, monkeypatch):
     test, validation = build("probes.fairness.enabled=true", "probes.fairness.splits=[test,validation]")
     assert (test.name, validation.name, validation.split) == ("names", "names_val", "validation")
     monkeypatch.delenv("FAIRNESS_NAMES_FILE")
-    monkeypatch.setattr("ftaudit.paths.REPO_ROOT", tmp_path)  # nothing given, nothing in the default place: skipped
+    monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)  # nothing given, nothing in the default place: skipped
     (missing,) = build("probes.fairness.enabled=true")
     assert re.match(r"fairness names file not found: set probes.fairness.groups_file", missing.skip_reason(ctx=None))
     names.write_text("only: [Ann]\n")  # found but malformed: an error, not a skip
