@@ -145,9 +145,9 @@ def test_objectives_measured_on_test_data_are_refused_before_any_trial(sweep, tm
 
 
 def test_a_try_out_trial_stops_the_sweep_instead_of_scoring_part_of_a_split(sweep):
-    """Its validation score is of 8 of the 12 sentences: Optuna must not rank trials on it."""
+    """Its validation score is of one batch of the 12 sentences: Optuna must not rank trials on it."""
     with pytest.raises(ConfigError, match="trial 0 evaluated only part of a split"):
-        sweep("sweep.n_trials=2", "trainer.limit_val_batches=1")
+        sweep("sweep.n_trials=2", "data.eval_batch_size=4", "trainer.limit_val_batches=1")
 
 
 def test_validation_twins_of_the_probes_are_accepted_as_objectives():

@@ -87,7 +87,7 @@ def test_phrasebank_location_rules(tokenizer, tmp_path, monkeypatch):
 
 
 def test_phrasebank_not_found_says_where_to_get_it_and_its_licence_in_one_line(tokenizer, tmp_path, monkeypatch):
-    monkeypatch.delenv("PHRASEBANK_DIR")
+    monkeypatch.delenv("PHRASEBANK_DIR", raising=False)
     monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)
     with pytest.raises(DataError) as err:
         datamodule(tokenizer)

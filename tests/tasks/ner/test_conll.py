@@ -228,7 +228,7 @@ def test_the_hub_is_read_only_when_no_folder_was_given_and_the_default_is_empty(
     assert splits == fixture_sentences() and files == [
         FIXTURE / name for name in ("train.txt", "valid.txt", "test.txt")
     ]
-    monkeypatch.delenv("CONLL2003_DIR")
+    monkeypatch.delenv("CONLL2003_DIR", raising=False)
     monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)  # the run's own config: <repo>/data/conll2003 is empty
     splits, files = load_conll_splits(compose_config(f"data.hub_id={folder}").data)
     assert splits["test"] == [Sentence(["Hub"], ["B-ORG"])] and files[0].hub_id == str(folder)

@@ -271,7 +271,7 @@ def test_probe_is_built_from_config(tmp_path, monkeypatch):
     assert probe.data_files == [names]
     test, validation = build("probes.fairness.enabled=true", "probes.fairness.splits=[test,validation]")
     assert (test.name, validation.name, validation.split) == ("names", "names_val", "validation")
-    monkeypatch.delenv("FAIRNESS_NAMES_FILE")
+    monkeypatch.delenv("FAIRNESS_NAMES_FILE", raising=False)
     monkeypatch.setattr("ftaudit.paths.DATA_ROOT", tmp_path)  # nothing given, nothing in the default place: skipped
     (missing,) = build("probes.fairness.enabled=true")
     assert re.match(r"fairness names file not found: set probes.fairness.groups_file", missing.skip_reason(ctx=None))
