@@ -88,7 +88,7 @@ def main() -> None:
                 }
             )
             print(json.dumps(results[-1]), flush=True)
-    best = max(results, key=lambda row: row[score])
+    best = (max if task.better == "max" else min)(results, key=lambda row: row[score])
     print(
         f"best by {score}: lr {best['lr']:g}, batch {best['batch_size']}, {best['epochs']} epochs: "
         f"{score} {best[score]:.4f}",

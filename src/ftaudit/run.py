@@ -35,8 +35,7 @@ from ftaudit.hardware import (
 from ftaudit.hub import HubSplit
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations
-from ftaudit.models.finetuned import load_finetuned
-from ftaudit.models.loading import load_classifier, load_tokenizer
+from ftaudit.models.loading import load_tokenizer
 from ftaudit.models.saving import save_pretrained
 from ftaudit.probes.base import Probe, ProbeContext, build_probes, probe_metric_specs, run_probes
 from ftaudit.probes.cache import file_sha256
@@ -56,20 +55,7 @@ from ftaudit.tracking.record import environment, write_record
 from ftaudit.tracking.wandb_run import wandb_run_closed
 
 log = logging.getLogger(__name__)
-
-SUMMARY_KEYS = (
-    "task/test_f1",
-    "task/test_f1_macro",
-    "task/test_accuracy",
-    "task/test_precision",
-    "task/test_recall",
-    "task/test_f1_strict",
-    "task/test_ece",
-    "task/val_f1",
-    "task/val_f1_macro",
-    "resource/train_seconds",
-    "resource/train_tokens_per_second",
-)
+SUMMARY_RESOURCES = ("resource/train_seconds", "resource/train_tokens_per_second")  # printed after the task's
 
 
 def train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback] = ()) -> dict[str, float]:
@@ -147,7 +133,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
     task, datamodule, method = session.task, session.datamodule, build_method(cfg.method)
     specs = metric_specs(task, session.probes, method)
 
-    model = load_classifier(cfg.model, task.head, datamodule.labels, session.attention)
+    model = task.load_model(cfg.model, datamodule, session.attention)
     base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     train_batches = len(datamodule.train_dataloader())
     model = method.prepare(model, total_steps=optimizer_steps(train_batches, cfg.trainer, process_count(cfg.trainer)))
@@ -173,7 +159,7 @@ def _train(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> dict[
         dirpath=run_dir / CHECKPOINT_FOLDER,
         filename="best",
         monitor=task.monitor,
-        mode="max",
+        mode=task.better,
         save_top_k=1,
         save_weights_only=True,
         enable_version_counter=False,
@@ -231,8 +217,7 @@ def _audit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     specs = metric_specs(task, session.probes)
 
     with stage("loading the audited model and its base"):
-        finetuned = load_finetuned(cfg.model, cfg.base, task.head)
-    datamodule.adopt_label_order(finetuned.labels, finetuned.source)  # the model is scored in its own label ids
+        finetuned = task.load_audited(cfg.model, cfg.base, datamodule)
     module = task.module(finetuned.model, None, datamodule)  # no optimiser: it does not train
     log.info(
         "audit of %s (%s) against its base %s (named by %s): %d labels",
@@ -338,7 +323,7 @@ def evaluate_and_record(
     }
     if partial:  # a try-out's scores are not its splits': printed, never recorded as metrics
         write_record(run_dir, cfg, None, {}, {**env, "partial_evaluation": partial}, {})
-        print_summary(run_dir, metrics, env["tested_checkpoint"])
+        print_summary(run_dir, metrics, env["tested_checkpoint"], task)
         print(f"a try-out: evaluated {partial}; no metrics.json or predictions written", flush=True)
         return metrics
     if save:
@@ -346,7 +331,7 @@ def evaluate_and_record(
     write_record(
         run_dir, cfg, metrics, declarations(metrics, specs), env, task.prediction_files(session.datamodule, module)
     )
-    print_summary(run_dir, metrics, env["tested_checkpoint"])
+    print_summary(run_dir, metrics, env["tested_checkpoint"], task)
     publish_run(session.loggers, run_dir, metrics)
     return metrics
 
@@ -507,9 +492,10 @@ def data_file_hashes(datamodule, probes: list[Probe]) -> list[dict]:
     ]
 
 
-def print_summary(run_dir: Path, metrics: dict[str, float], tested: str) -> None:
-    rows = [(key, metrics[key]) for key in SUMMARY_KEYS if key in metrics]
-    rows += sorted((k, v) for k, v in metrics.items() if k not in SUMMARY_KEYS and not k.startswith("task/test_f1_"))
+def print_summary(run_dir: Path, metrics: dict[str, float], tested: str, task: Task) -> None:
+    first = [*task.summary_keys(), *SUMMARY_RESOURCES]
+    rows = [(key, metrics[key]) for key in first if key in metrics]
+    rows += sorted((k, v) for k, v in metrics.items() if k not in first and not task.is_detail(k))
     width = max(len(key) for key, _ in rows)
     lines = [
         f"  {key:<{width}}  {value:.4f}" if abs(value) < 1000 else f"  {key:<{width}}  {value:.1f}"

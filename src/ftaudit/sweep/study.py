@@ -99,11 +99,11 @@ def options(node) -> dict:
 
 def read_settings(sweep: DictConfig, task) -> SweepSettings:
     """The ``sweep`` node, checked as a whole: every problem in one line. Without objectives, the study maximises
-    the ``task``'s validation headline (``task/val_f1`` for NER)."""
+    (or minimises, as it declares) the ``task``'s validation headline (``task/val_f1`` for NER)."""
     problems: list[str] = []
     headline = f"task/val_{task.headline}"
     if sweep.objectives is None:
-        objectives = [(headline, "maximize")]
+        objectives = [(headline, DIRECTIONS[task.better])]
     else:
         objectives = [parse_objective(item, problems) for item in sweep.objectives]
     if not objectives:

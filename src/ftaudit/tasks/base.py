@@ -1,13 +1,18 @@
 """The task interface: everything that differs between tasks, and nothing else.
 
-A task says how its splits are read and batched (its data module and the ``data.format`` values it reads), which
-Hugging Face head it loads, how it is trained and scored (its LightningModule), which metrics it records (with
-their split and direction), its predictions file, and its fairness probe. The run, the methods, the probes,
-resources, tracking, sweeps and reports only talk to this interface.
+A task says how its splits are read and batched (its data module and the ``data.format`` values it reads), how it
+loads the model it trains and the model it audits, how it is trained and scored (its LightningModule), which metrics
+it records (with their split and direction, its headline's deciding which checkpoint is kept and what sweeps
+optimise), what the run prints and the model card says, its predictions file, and its fairness probe. The run, the
+methods, the probes, resources, tracking, sweeps and reports only talk to this interface.
 """
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+from typing import TYPE_CHECKING
+
+import torch
 from omegaconf import DictConfig
 
 from ftaudit.errors import ConfigError
@@ -15,14 +20,19 @@ from ftaudit.metrics import MetricSpec
 from ftaudit.tasks.data import SplitDataModule
 from ftaudit.tasks.module import TaskModule
 
+if TYPE_CHECKING:
+    from ftaudit.models.finetuned import FineTunedModel
+
 
 class Task:
     name: str
-    headline: str  # the score that chooses checkpoints and that sweeps maximise, on validation: task/val_<headline>
+    headline: str  # the score that chooses checkpoints and that sweeps optimise, on validation: task/val_<headline>
     head: str  # the transformers auto class of the model, e.g. "AutoModelForTokenClassification"
+    pipeline_tag: str  # the Hub's pipeline tag of the saved model, e.g. "token-classification"
     formats: dict[str, type[SplitDataModule]]  # data.format -> the data module reading it
     module_class: type[TaskModule]
     scores: dict[str, str | None]  # score name (or ``prefix_*`` pattern) -> "max" | "min" | None: what it records
+    summary: tuple[str, ...]  # the test scores the run prints first, in this order
 
     def __init__(self, peft_task_type: str, name: str | None = None):
         self.peft_task_type = peft_task_type  # what peft's adapter configs call this task (TOKEN_CLS, SEQ_CLS)
@@ -37,6 +47,18 @@ class Task:
             )
         return self.formats[data_cfg.format](data_cfg, tokenizer, seed, pad_to_multiple_of)
 
+    def load_model(self, model_cfg: DictConfig, data: SplitDataModule, attention: str | None) -> torch.nn.Module:
+        """The model to fine-tune, for ``data`` (set up), with transformers' ``attention`` implementation; eval mode."""
+        raise NotImplementedError
+
+    def load_audited(self, model_cfg: DictConfig, base_cfg: DictConfig, data: SplitDataModule) -> FineTunedModel:
+        """The fine-tuned model to audit (``model.name_or_path``) and its base, with ``data`` adapted to it."""
+        raise NotImplementedError
+
+    def loading_snippet(self, labels: list[str], adapter: bool, base: str | None) -> str:
+        """The model card's code that loads the saved model (``adapter``: a peft adapter on ``base``)."""
+        raise NotImplementedError
+
     def module(self, model, optimizer_cfg, data: SplitDataModule, **clipping) -> TaskModule:
         return self.module_class(model, optimizer_cfg, data, **clipping)
 
@@ -44,6 +66,23 @@ class Task:
     def monitor(self) -> str:
         """What the module logs each validation epoch for the headline score (checkpointing, pruning)."""
         return f"val/{self.headline}"
+
+    @property
+    def better(self) -> str:
+        """``"max"`` or ``"min"``: the direction of the headline score, which checkpointing and sweeps follow."""
+        better = self.scores[self.headline]
+        if better not in ("max", "min"):
+            raise ConfigError(f"task {self.name}: its headline {self.headline} declares no direction")
+        return better
+
+    def summary_keys(self) -> list[str]:
+        """The record's keys the run prints first: the summary's test scores, then the validation headline."""
+        return [*(f"task/test_{score}" for score in self.summary), f"task/val_{self.headline}"]
+
+    def is_detail(self, key: str) -> bool:
+        """A per-item test score (a ``prefix_*`` pattern's, e.g. F1 per label) that the printed summary leaves out."""
+        patterns = [score for score in self.scores if score.endswith("*")]
+        return any(fnmatch(key, f"task/test_{pattern}") for pattern in patterns) and key not in self.summary_keys()
 
     def metric_specs(self) -> list[MetricSpec]:
         """Every ``task/`` key: each score on test (``task/test_<score>``) and on validation (``task/val_<score>``: the

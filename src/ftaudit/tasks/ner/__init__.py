@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from ftaudit.tasks.base import Task
+from ftaudit.tasks.labelled import LabelledTask
 from ftaudit.tasks.ner.data import NERDataModule
 from ftaudit.tasks.ner.fairness import NameSubstitutionProbe
 from ftaudit.tasks.ner.metrics import conlleval_lines
 from ftaudit.tasks.ner.module import NERTagger
 
 
-class NERTask(Task):
+class NERTask(LabelledTask):
     name = "ner"
     headline = "f1"
     head = "AutoModelForTokenClassification"
+    pipeline_tag = "token-classification"
     formats = {"conll": NERDataModule}
     module_class = NERTagger
     # entity F1 in conlleval mode, its precision and recall, strict IOB2 F1, F1 per type, and word-level calibration
     scores = {"f1": "max", "precision": "max", "recall": "max", "f1_*": "max", "ece": "min"}
+    summary = ("f1", "precision", "recall", "f1_strict", "ece")
 
     def prediction_files(self, data: NERDataModule, module: NERTagger) -> dict[str, str]:
         test = data.splits["test"]
