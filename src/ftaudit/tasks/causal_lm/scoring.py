@@ -1,0 +1,87 @@
+"""What a causal LM is scored by: the loss on response tokens only, and the log-likelihood of each label string.
+
+Both run the decoder once and apply the vocabulary projection (the LM head) only where a score needs it: the
+response tokens (a 49k-token head over every prompt token would cost more than the decoder's last layers), and, for
+label ranking, the last prompt position and each label's tokens. ``labels`` follow transformers' convention: the
+token ids of the sequence, -100 where no loss is taken; position t predicts token t + 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+def response_token_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The negative log-likelihood of every scored token (those with a label) of ``batch``, in fp32, and the row
+    each belongs to."""
+    hidden = model.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    targets = batch["labels"][:, 1:]
+    scored = targets != IGNORE
+    logits = model.get_output_embeddings()(hidden.last_hidden_state[:, :-1][scored]).float()
+    rows = scored.nonzero()[:, 0]
+    return F.cross_entropy(logits, targets[scored], reduction="none"), rows
+
+
+def response_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The mean negative log-likelihood per response token of ``batch`` (what TRL's SFT loss is)."""
+    losses, _ = response_token_losses(model, batch)
+    return losses.mean()
+
+
+def per_example_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed negative log-likelihood and scored-token count of each row of ``batch``."""
+    losses, rows = response_token_losses(model, batch)
+    count = len(batch["input_ids"])
+    nll = torch.zeros(count, dtype=torch.float32, device=losses.device).index_add_(0, rows, losses)
+    tokens = torch.zeros(count, dtype=torch.long, device=losses.device).index_add_(0, rows, torch.ones_like(rows))
+    return nll, tokens
+
+
+def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = torch.tensor([[pad_id] * (width - len(row)) + row for row in rows])
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+    return ids, mask
+
+
+@torch.inference_mode()
+def label_log_likelihoods(model, prompts: list[list[int]], candidates: list[list[int]], pad_id: int) -> torch.Tensor:
+    """``[prompt, candidate]``: the summed log-probability of each candidate's tokens after each prompt, as
+    lm-evaluation-harness scores a multiple-choice answer. Each prompt runs once; its key/value cache is shared by
+    all candidates, so C candidates cost C short continuations, not C full sequences."""
+    device = next(model.parameters()).device
+    ids, mask = (tensor.to(device) for tensor in left_padded(prompts, pad_id))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each prompt's own positions
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    first = head(out.last_hidden_state[:, -1]).float().log_softmax(-1)  # [B, V]: each candidate's first token
+
+    count, width = len(candidates), max(len(c) for c in candidates)
+    cand_ids = torch.tensor([c + [pad_id] * (width - len(c)) for c in candidates], device=device)
+    cand_mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in candidates], device=device)
+    scores = first[:, cand_ids[:, 0]]  # [B, C]
+    if width > 1:
+        batch = len(prompts)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(count)
+        lengths = mask.sum(-1)
+        follow_ids = cand_ids[:, :-1].repeat(batch, 1)  # every token but the last predicts the next
+        follow_mask = torch.cat([mask.repeat_interleave(count, 0), cand_mask[:, :-1].repeat(batch, 1)], dim=-1)
+        follow_positions = lengths.repeat_interleave(count)[:, None] + torch.arange(width - 1, device=device)
+        hidden = decoder(
+            input_ids=follow_ids,
+            attention_mask=follow_mask,
+            position_ids=follow_positions,
+            cache=cache,
+            use_cache=True,
+        ).last_hidden_state  # [B*C, width-1, H]
+        targets = cand_ids[:, 1:].repeat(batch, 1)
+        scored = cand_mask[:, 1:].repeat(batch, 1).bool()
+        logprobs = head(hidden[scored]).float().log_softmax(-1).gather(-1, targets[scored][:, None])[:, 0]
+        rows = scored.nonzero()[:, 0]
+        follow = torch.zeros(batch * count, device=device).index_add_(0, rows, logprobs)
+        scores = scores + follow.view(batch, count)
+    return scores.cpu()

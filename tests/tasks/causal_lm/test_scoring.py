@@ -1,0 +1,57 @@
+"""Response-only loss and label ranking equal the same quantities computed from one full forward pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from ftaudit.tasks.causal_lm.scoring import label_log_likelihoods, per_example_nll, response_loss
+
+PAD = 0
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=PAD,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def full_log_probs(model, ids: list[int]) -> torch.Tensor:
+    """log p(token t+1 | tokens <= t) for each position of an unpadded sequence, from the full logits."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+    return logits[:-1].log_softmax(-1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+
+def test_the_response_loss_counts_response_tokens_only_and_ignores_padding(model):
+    first, second = [5, 6, 7, 8, 9], [11, 12, 13]
+    batch = {
+        "input_ids": torch.tensor([first, second + [PAD, PAD]]),
+        "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0, 0]]),
+        "labels": torch.tensor([[-100, -100, -100, 8, 9], [-100, 12, 13, -100, -100]]),  # responses: 8 9 and 12 13
+    }
+    nll, tokens = per_example_nll(model, batch)
+    expected = torch.stack([-full_log_probs(model, first)[2:].sum(), -full_log_probs(model, second)[0:].sum()])
+    assert tokens.tolist() == [2, 2]
+    torch.testing.assert_close(nll, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(response_loss(model, batch), expected.sum() / 4, rtol=1e-4, atol=1e-4)
+
+
+def test_label_ranking_equals_summed_log_probs_of_each_prompt_and_label(model):
+    prompts = [[3, 4, 5, 6], [7, 8]]  # different lengths: the shorter is left-padded
+    candidates = [[20], [21, 22, 23], [24, 25]]  # different lengths too
+    scores = label_log_likelihoods(model, prompts, candidates, PAD)
+    for p, prompt in enumerate(prompts):
+        for c, candidate in enumerate(candidates):
+            expected = full_log_probs(model, prompt + candidate)[len(prompt) - 1 :].sum()
+            torch.testing.assert_close(scores[p, c], expected, rtol=1e-4, atol=1e-4)
