@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from ftaudit.tasks.causal_lm.scoring import label_log_likelihoods, per_example_nll, response_loss
 
 PAD = 0
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def model(request):
+    """Llama (rotary positions: an offset cancels out) and GPT-2 (absolute positions: left padding must not shift
+    them)."""
     torch.manual_seed(0)
+    if request.param == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, pad_token_id=PAD)).eval()
     config = LlamaConfig(
         vocab_size=50,
         hidden_size=32,
