@@ -235,6 +235,7 @@ def test_ddp_evaluation_records_what_one_process_records(tmp_path):
         "optimizer.lr=1e-30",
         "probes.degradation=[weights]",
         "hardware.peak_tflops=0.5",
+        "hardware.precision=32-true",  # hardware=cpu's; DDP's default (auto) trains in bf16 on a bf16-capable CPU
         "record.save_model=false",
     ]
     records = {}
