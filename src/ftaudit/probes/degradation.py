@@ -161,11 +161,16 @@ class DegradationProbe(Probe):
 def probe_classes() -> dict[str, type[DegradationProbe]]:
     # Imported here: each probe module imports DegradationProbe from this one.
     from ftaudit.probes.cka import CKAProbe
+    from ftaudit.probes.crows_pairs import CrowsPairsProbe
     from ftaudit.probes.mlm import MaskedLMProbe
     from ftaudit.probes.stsb import StsbProbe
     from ftaudit.probes.weights import WeightDistanceProbe
+    from ftaudit.probes.wikitext_ppl import WikiTextPerplexityProbe
+    from ftaudit.probes.zero_shot import ArcEasyProbe, LambadaProbe, PiqaProbe
 
-    return {probe.base_name: probe for probe in (StsbProbe, MaskedLMProbe, CKAProbe, WeightDistanceProbe)}
+    encoder = (StsbProbe, MaskedLMProbe, CKAProbe, WeightDistanceProbe)
+    decoder = (WikiTextPerplexityProbe, ArcEasyProbe, PiqaProbe, LambadaProbe, CrowsPairsProbe)
+    return {probe.base_name: probe for probe in (*encoder, *decoder)}
 
 
 def build_degradation_probes(cfg: DictConfig) -> list[Probe]:
