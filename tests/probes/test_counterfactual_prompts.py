@@ -16,7 +16,6 @@ from ftaudit.probes.counterfactual_prompts import (
     counterfactual_prompt_metrics,
     fill_names,
 )
-from ftaudit.probes.lm_scoring import Continuation
 from ftaudit.probes.names import NameGroups
 from tests.probes.conftest import lm_context
 
@@ -38,11 +37,12 @@ PREFIX = "fairness/names"
 def rig(monkeypatch, favoured: set[str]):
     """A model that answers the first candidate when the prompt names someone in ``favoured``, else the second."""
 
-    def scores(model, tokenizer, prompt, candidates, *args):
-        named = any(name in prompt for name in favoured)
-        return [Continuation(-1.0 if (i == 0) == named else -2.0, False, 1) for i in range(len(candidates))]
+    def scores(model, tokenizer, prompts, candidates, *args):
+        named = np.array([any(name in prompt for name in favoured) for prompt in prompts])
+        first = np.where(named, -1.0, -2.0)
+        return np.stack([first, -3.0 - first], axis=1)  # the other candidate gets -2 or -1
 
-    monkeypatch.setattr("ftaudit.probes.counterfactual_prompts.choice_loglikelihoods", scores)
+    monkeypatch.setattr("ftaudit.probes.counterfactual_prompts.choice_logprob_matrix", scores)
 
 
 def metrics_of(prompt_set: PromptSet = BUILTIN_PROMPTS, **options) -> dict[str, float]:

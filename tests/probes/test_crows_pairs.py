@@ -55,7 +55,7 @@ def rigged_loglikelihoods(model, tokenizer, requests, *args):
 def test_the_share_is_of_pairs_whose_more_stereotyping_sentence_is_more_likely(
     tmp_path, lm_model, lm_tokenizer, monkeypatch
 ):
-    monkeypatch.setattr("ftaudit.probes.crows_pairs.loglikelihoods", rigged_loglikelihoods)
+    monkeypatch.setattr("ftaudit.probes.zero_shot.loglikelihoods", rigged_loglikelihoods)
     probe = crows_probe(tmp_path, write_crows_pairs(tmp_path / "crows"))
     metrics, skipped = run_probes([probe], lm_context(lm_model, lm_tokenizer, tmp_path))
     assert skipped == {}

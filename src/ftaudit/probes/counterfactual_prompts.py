@@ -2,7 +2,7 @@
 
 Each prompt holds a ``{name}`` slot, filled once per group of names (Mishra et al. 2020's by default) with names drawn
 from that group. The model answers by ranking the candidate strings by log-likelihood after the prompt (the
-lm-evaluation-harness way, ``choice_loglikelihoods``). Every group gets the same prompts, so a model that treats the
+lm-evaluation-harness way, ``choice_logprob_matrix``). Every group gets the same prompts, so a model that treats the
 groups alike answers alike: the probe compares the groups' flip rates (how often a variant's answer differs from the
 prompt's most common answer over all variants) and their mean log-probability of the prompt's response (the given
 one, else that most common answer), with bootstrap intervals over prompts and permutation p-values.
@@ -23,7 +23,7 @@ from ftaudit.errors import ConfigError
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.fairness import FairnessProbe, comparisons, gap_specs, group_rng, rate_gaps, seeded_sample
-from ftaudit.probes.lm_scoring import Autocast, choice_loglikelihoods
+from ftaudit.probes.lm_scoring import Autocast, choice_logprob_matrix
 from ftaudit.probes.names import NameGroups
 from ftaudit.probes.resampling import (
     bootstrap_recalls,
@@ -191,18 +191,11 @@ def audit_prompt_names(
     """Fill every prompt with every group's names, rank the candidates after each variant, and keep the answers and
     the log-probability of each prompt's response (given, else its most common answer)."""
     prompts, candidates = prompt_set.prompts, prompt_set.candidates
-    shape = (len(groups.names), len(prompts), names_per_prompt)
-    scores = np.array(
-        [
-            [
-                continuation.logprob
-                for continuation in choice_loglikelihoods(
-                    model, tokenizer, variant, candidates, batch_size, max_length, autocast
-                )
-            ]
-            for variant in progress_bar(fill_names(prompts, groups, names_per_prompt, seed))
-        ]
-    ).reshape(*shape, len(candidates))
+    variants = fill_names(prompts, groups, names_per_prompt, seed)
+    scores = choice_logprob_matrix(
+        model, tokenizer, variants, candidates, batch_size, max_length, autocast, progress_bar
+    )
+    scores = scores.reshape(len(groups.names), len(prompts), names_per_prompt, len(candidates))
     chosen = scores.argmax(axis=-1)
     if prompt_set.responses is not None:
         response = np.array([candidates.index(response) for response in prompt_set.responses])

@@ -22,7 +22,6 @@ import torch
 from ftaudit.errors import DataError
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.lm_scoring import loglikelihoods
 from ftaudit.probes.resampling import bootstrap_recalls, percentile_interval
 from ftaudit.probes.zero_shot import ZeroShotProbe
 
@@ -91,15 +90,7 @@ class CrowsPairsProbe(ZeroShotProbe):
         requests = [("", row[column]) for row in rows for column in ("sent_more", "sent_less")]
 
         def score(model, which: str) -> dict[str, torch.Tensor]:
-            scored = loglikelihoods(
-                model,
-                ctx.tokenizer,
-                requests,
-                self.batch_size,
-                self.settings.max_length,
-                ctx.autocast,
-                ctx.progress(f"{self.name} {which}"),
-            )
+            scored = self.scored(ctx, model, which, requests)
             logprobs = torch.tensor([continuation.logprob for continuation in scored], dtype=torch.float64)
             return {"more_minus_less": logprobs[0::2] - logprobs[1::2]}
 

@@ -29,7 +29,7 @@ from ftaudit.probes.lm_degradation import (
     paired_comparison_specs,
     percent,
 )
-from ftaudit.probes.lm_scoring import loglikelihoods
+from ftaudit.probes.lm_scoring import Continuation, loglikelihoods
 
 ANSWER_PROMPT = "Question: {}\nAnswer:"
 
@@ -107,18 +107,19 @@ def read_lambada(path: Path) -> list[tuple[str, str]]:
     return requests
 
 
-def choice_correctness(
-    model, tokenizer, items: list[ChoiceItem], batch_size: int, max_length: int | None, autocast, progress_bar
-) -> dict[str, torch.Tensor]:
-    """Per item, whether the most likely choice (``acc``) and the most likely per byte (``acc_norm``) is the gold.
+def choice_requests(items: list[ChoiceItem]) -> list[tuple[str, str]]:
+    """Every item's ``(prompt, " " + choice)`` requests, item after item: lm-eval runs them all in one batched pass
+    (with a few choices each, full batches beat running each prompt once as ``choice_loglikelihoods`` does)."""
+    return [(item.context, " " + choice) for item in items for choice in item.choices]
 
-    Every (prompt, " " + choice) request of every item goes into one batched ``loglikelihoods``, as lm-eval runs them:
-    with a few choices each, full batches beat running each prompt once (``choice_loglikelihoods``)."""
-    requests = [(item.context, " " + choice) for item in items for choice in item.choices]
-    scored = iter(loglikelihoods(model, tokenizer, requests, batch_size, max_length, autocast, progress_bar))
+
+def choice_correctness(items: list[ChoiceItem], scored: list[Continuation]) -> dict[str, torch.Tensor]:
+    """Per item, whether the most likely choice (``acc``) and the most likely per byte of the choice's text
+    (``acc_norm``) is the gold; ``scored`` answers ``choice_requests(items)``."""
+    scored_choices = iter(scored)
     correct, correct_norm = [], []
     for item in items:
-        logprobs = np.array([next(scored).logprob for _ in item.choices])
+        logprobs = np.array([next(scored_choices).logprob for _ in item.choices])
         byte_lengths = np.array([max(1, len(choice.encode("utf-8"))) for choice in item.choices])
         correct.append(np.argmax(logprobs) == item.gold)
         correct_norm.append(np.argmax(logprobs / byte_lengths) == item.gold)
@@ -146,26 +147,34 @@ class ZeroShotProbe(CausalLMProbe):
             name, base.numpy(), finetuned.numpy(), weights, self.settings.resamples, self.settings.seed, **kwargs
         )
 
+    def benchmark_specs(self, secondary: str, secondary_higher_is_better: bool = True) -> list[MetricSpec]:
+        """The headline comparison's keys, a ``<name>/<secondary>`` comparison's and the item count's."""
+        return [
+            *paired_comparison_specs(self.name, self.split),
+            *paired_comparison_specs(f"{self.name}/{secondary}", self.split, secondary_higher_is_better),
+            MetricSpec(f"degradation/{self.name}/items", None, None),
+        ]
+
+    def scored(self, ctx: ProbeContext, model, which: str, requests: list[tuple[str, str]]) -> list[Continuation]:
+        """``loglikelihoods`` of ``requests`` under ``model`` with this probe's batch size and length limit."""
+        progress_bar = ctx.progress(f"{self.name} {which}")
+        return loglikelihoods(
+            model, ctx.tokenizer, requests, self.batch_size, self.settings.max_length, ctx.autocast, progress_bar
+        )
+
 
 class MultipleChoiceProbe(ZeroShotProbe):
     @abstractmethod
     def read_items(self, path: Path) -> list[ChoiceItem]: ...
 
     def metric_specs(self) -> list[MetricSpec]:
-        return [
-            *paired_comparison_specs(self.name, self.split),
-            *paired_comparison_specs(f"{self.name}/acc_norm", self.split),
-            MetricSpec(f"degradation/{self.name}/items", None, None),
-        ]
+        return self.benchmark_specs("acc_norm")
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         items = self.sample(self.read_items(self.data_file()))
 
         def score(model, which: str) -> dict[str, torch.Tensor]:
-            progress_bar = ctx.progress(f"{self.name} {which}")
-            return choice_correctness(
-                model, ctx.tokenizer, items, self.batch_size, self.settings.max_length, ctx.autocast, progress_bar
-            )
+            return choice_correctness(items, self.scored(ctx, model, which, choice_requests(items)))
 
         base, finetuned = self.per_item_scores(ctx, score, extra=self.extra_identity())
         ones = np.ones(len(items))
@@ -226,25 +235,13 @@ class LambadaProbe(ZeroShotProbe):
     split_files = {"test": "lambada_test.jsonl"}
 
     def metric_specs(self) -> list[MetricSpec]:
-        return [
-            *paired_comparison_specs(self.name, self.split),
-            *paired_comparison_specs(f"{self.name}/perplexity", self.split, higher_is_better=False),
-            MetricSpec(f"degradation/{self.name}/items", None, None),
-        ]
+        return self.benchmark_specs("perplexity", secondary_higher_is_better=False)
 
     def measure(self, ctx: ProbeContext) -> dict[str, float]:
         requests = self.sample(read_lambada(self.data_file()))
 
         def score(model, which: str) -> dict[str, torch.Tensor]:
-            scored = loglikelihoods(
-                model,
-                ctx.tokenizer,
-                requests,
-                self.batch_size,
-                self.settings.max_length,
-                ctx.autocast,
-                ctx.progress(f"{self.name} {which}"),
-            )
+            scored = self.scored(ctx, model, which, requests)
             return {
                 "acc": torch.tensor([continuation.greedy for continuation in scored], dtype=torch.float64),
                 "nll": torch.tensor([-continuation.logprob for continuation in scored], dtype=torch.float64),
