@@ -60,3 +60,15 @@ def tiny_decoder(tokenizer, seed: int = 0, **overrides):
             if parameter.ndim == 2:
                 parameter.normal_(0, 0.3)
     return model.eval()
+
+
+class TokenIds:
+    """What ``tiny_decoder`` reads of a tokenizer, for tests that feed token ids directly (pad 0, BOS 1, EOS 2)."""
+
+    bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from ftaudit.tasks.causal_lm.module import CausalLMModule
 from ftaudit.tasks.data import SplitDataModule
+from tests.probes.tiny_decoder import TokenIds, tiny_decoder
 
 PAD, EOS = 0, 2
 CANDIDATES = [[20, EOS], [21, 22, EOS]]  # two labels' response tokens
@@ -55,17 +55,7 @@ class TinyData(SplitDataModule):
 
 @pytest.fixture
 def model():
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=30,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=PAD,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_decoder(TokenIds(30)).eval()
 
 
 def optimizer(lr: float):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from ftaudit.tasks.causal_lm.scoring import label_log_likelihoods, per_example_nll, response_loss
+from tests.probes.tiny_decoder import TokenIds, tiny_decoder
 
 PAD = 0
 
@@ -18,16 +19,7 @@ def model(request):
     torch.manual_seed(0)
     if request.param == "gpt2":
         return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, pad_token_id=PAD)).eval()
-    config = LlamaConfig(
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=PAD,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_decoder(TokenIds(50)).eval()
 
 
 def full_log_probs(model, ids: list[int]) -> torch.Tensor:
