@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,6 +14,7 @@ from ftaudit import cli
 from tests.conftest import REPO, TINY_RUN
 from tests.test_hardware import DDP_ON_CPU
 from tests.tracking.test_record import commit_all
+from tests.wheels import build_wheel, copy_checkout, install
 
 
 @pytest.fixture
@@ -101,22 +101,9 @@ def test_installed_wheel_runs_from_any_directory(tmp_path):
     source, wheels, site, cwd = tmp_path / "source", tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     cwd.mkdir()
     commit_all(tmp_path)
-    # Built from a copy of what the package is made of: setuptools writes build/ and egg-info/ where it builds.
-    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = wheels.glob("ftaudit-*.whl")
+    wheel = build_wheel(copy_checkout(source), wheels)
     assert "ftaudit/conf/experiment/quickstart.yaml" in zipfile.ZipFile(wheel).namelist()
-    subprocess.run(
-        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True, timeout=300
-    )
+    install(wheel, site)
 
     # The venv's packages (torch, ...) with the installed ftaudit first: not the checkout's, editable or on PYTHONPATH.
     env = {**os.environ, "PYTHONPATH": str(site)}

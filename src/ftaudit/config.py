@@ -1,14 +1,16 @@
 """The run config's types and ranges, checked before anything runs: every problem in one line that names the key,
 the value given and what is allowed.
 
-Hydra composes the YAML tree (``src/ftaudit/conf``); these schemas say what each value may be. The ``trainer``
-node is Lightning's Trainer (``_target_``): every argument of ``lightning.pytorch.Trainer`` may be set there, and a key
-that is none of them is an error, as is overriding one of the few that ftaudit sets itself.
+Hydra composes the YAML tree (top-level ``conf/``, shipped in the wheel as ``ftaudit.conf``); these schemas say what
+each value may be. The ``trainer`` node is Lightning's Trainer (``_target_``): every argument of
+``lightning.pytorch.Trainer`` may be set there, and a key that is none of them is an error, as is overriding one of
+the few that ftaudit sets itself.
 """
 
 from __future__ import annotations
 
 import inspect
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftaudit.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # the Hydra config tree, shipped inside the package
+# The Hydra config tree: the checkout's conf/ in an editable install, the wheel's copy otherwise.
+CONFIG_DIR = Path(str(files("ftaudit.conf")))
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Probability = Annotated[float, Field(ge=0, lt=1)]
