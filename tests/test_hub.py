@@ -12,7 +12,8 @@ from ftaudit import hub
 from ftaudit.errors import DataError
 from ftaudit.hub import HubUnavailable, hub_splits
 from ftaudit.probes.cache import file_sha256
-from ftaudit.run import data_file_hashes, train
+from ftaudit.run import train
+from ftaudit.tracking.summary import data_file_hashes
 from tests.conftest import TINY_RUN, compose_config
 from tests.hub_layout import write_hub_dataset
 from tests.probes.test_degradation import write_stsb_hub

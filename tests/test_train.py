@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from ftaudit.errors import Interrupted, UserError
-from ftaudit.run import optimizer_steps, train
+from ftaudit.run import train
 from ftaudit.tasks.module import TaskModule
 from ftaudit.tasks.ner.metrics import entity_scores
+from ftaudit.trainer import optimizer_steps
 from tests.conftest import FIXTURE_CONLL, TINY_RUN, compose_config, run_script
 
 REQUIRED_KEYS = {

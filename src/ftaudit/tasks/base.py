@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from ftaudit.errors import ConfigError
 from ftaudit.metrics import MetricSpec
+from ftaudit.models.loading import load_tokenizer
 from ftaudit.tasks.data import SplitDataModule
 from ftaudit.tasks.module import TaskModule
 
@@ -46,6 +47,10 @@ class Task:
                 f"reads {', '.join(self.formats)}; pick a matching task= or data="
             )
         return self.formats[data_cfg.format](data_cfg, tokenizer, seed, pad_to_multiple_of)
+
+    def load_tokenizer(self, model_cfg: DictConfig):
+        """The tokenizer of ``model_cfg``'s model (the one to fine-tune, or the audited one)."""
+        return load_tokenizer(model_cfg)
 
     def load_model(self, model_cfg: DictConfig, data: SplitDataModule, attention: str | None) -> torch.nn.Module:
         """The model to fine-tune, for ``data`` (set up), with transformers' ``attention`` implementation; eval mode."""
