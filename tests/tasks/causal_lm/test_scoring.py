@@ -6,7 +6,13 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from ftaudit.tasks.causal_lm.scoring import label_log_likelihoods, per_example_nll, response_loss
+from ftaudit.tasks.causal_lm.scoring import (
+    greedy_responses,
+    label_log_likelihoods,
+    parsed_label,
+    per_example_nll,
+    response_loss,
+)
 from tests.probes.tiny_decoder import TokenIds, tiny_decoder
 
 PAD = 0
@@ -51,3 +57,30 @@ def test_label_ranking_equals_summed_log_probs_of_each_prompt_and_label(model):
         for c, candidate in enumerate(candidates):
             expected = full_log_probs(model, prompt + candidate)[len(prompt) - 1 :].sum()
             torch.testing.assert_close(scores[p, c], expected, rtol=1e-4, atol=1e-4)
+
+
+def greedy_by_hand(model, prompt: list[int], eos: int, steps: int) -> list[int]:
+    ids = list(prompt)
+    for _ in range(steps):
+        with torch.no_grad():
+            token = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+        if token == eos:
+            break
+        ids.append(token)
+    return ids[len(prompt) :]
+
+
+def test_greedy_answers_of_left_padded_prompts_equal_one_prompt_at_a_time(model):
+    prompts = [[3, 4, 5, 6], [7, 8]]
+    eos = int(model(input_ids=torch.tensor([prompts[1]])).logits[0, -1].argmax())  # the second stops at once
+    answers = greedy_responses(model, prompts, PAD, eos, max_new_tokens=4)
+    assert answers == [greedy_by_hand(model, prompt, eos, 4) for prompt in prompts]
+    assert answers[1] == []  # EOS itself is left out
+
+
+def test_a_free_answer_parses_to_the_label_whose_string_it_is():
+    labels = ["card arrival", "Card linking", "top up failed"]
+    assert parsed_label(" Card  Arrival\n", labels) == 0
+    assert parsed_label("card linking", labels) == 1
+    assert parsed_label("card", labels) is None  # a prefix of a label is not that label
+    assert parsed_label("top up failed, sorry", labels) is None

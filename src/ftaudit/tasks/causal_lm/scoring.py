@@ -85,3 +85,29 @@ def label_log_likelihoods(model, prompts: list[list[int]], candidates: list[list
         follow = torch.zeros(batch * count, device=device).index_add_(0, rows, logprobs)
         scores = scores + follow.view(batch, count)
     return scores.cpu()
+
+
+@torch.inference_mode()
+def greedy_responses(model, prompts: list[list[int]], pad_id: int, eos_id: int, max_new_tokens: int) -> list[list[int]]:
+    """Each prompt's greedy continuation (left-padded prompts in one batch), up to EOS (left out) or
+    ``max_new_tokens``."""
+    ids, mask = (tensor.to(next(model.parameters()).device) for tensor in left_padded(prompts, pad_id))
+    generated = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+    )[:, ids.shape[1] :].tolist()
+    return [row[: row.index(eos_id)] if eos_id in row else row for row in generated]
+
+
+def parsed_label(text: str, responses: list[str]) -> int | None:
+    """The label whose response string ``text`` is, ignoring case and surrounding or repeated whitespace; None if it
+    is none of them (an unparsed generation counts as wrong)."""
+    normalised = {" ".join(response.split()).casefold(): index for index, response in enumerate(responses)}
+    return normalised.get(" ".join(text.split()).casefold())
