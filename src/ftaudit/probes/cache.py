@@ -19,28 +19,10 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from ftaudit.files import CACHE_DIR_ENV, cache_directory, file_sha256  # noqa: F401 - used here and re-exported
 from ftaudit.tracking.record import atomic_write_json
 
 log = logging.getLogger(__name__)
-
-CACHE_DIR_ENV = "FTAUDIT_CACHE_DIR"
-
-
-def cache_directory(configured: str | None) -> Path:
-    """The config value, else ``$FTAUDIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftaudit`` (``~/.cache/ftaudit``)."""
-    if configured:
-        return Path(configured).expanduser()
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "ftaudit"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(state: dict, prefix: str) -> str:
