@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ftaudit.errors import DataError
+from ftaudit.errors import ConfigError, DataError
+from ftaudit.paths import data_location
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -66,6 +67,53 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches[i % len(batches)] for i in range(self.rank, len(self) * self.num_replicas, self.num_replicas)
         ]
         yield from (b.tolist() for b in batches)
+
+
+def data_file(cfg, name: str, key: str) -> Path:
+    """The file ``name`` (config key ``key``) of a data config: relative to ``data.dir``, else (where the config
+    names one, e.g. ``BANKING77_DIR``) ``$<data.env_var>``, else the working directory; it must exist."""
+    base, given_by = Path.cwd(), None
+    if cfg.get("env_var"):
+        base, given_by = data_location(cfg.dir, cfg.env_var, cfg.default_dir, "data.dir")
+    elif cfg.dir:
+        base, given_by = Path(cfg.dir).expanduser(), "data.dir"
+        if not base.is_dir():
+            raise DataError(f"data.dir={cfg.dir}: {base.resolve()} is not a folder; fix it or unset it")
+    path = (base / Path(name).expanduser()).resolve()
+    if not path.is_file():
+        hint = (
+            f"set data.dir=PATH or ${cfg.env_var}"
+            if cfg.get("env_var") and not given_by
+            else f"check data.dir and {key}"
+        )
+        raise DataError(f"{key}={name}: {path} is not a file; {hint}")
+    return path
+
+
+def carve(examples: list, fraction: float, seed: int, where: str, stratify: bool) -> tuple[list, list]:
+    """``(rest, carved)``: a seeded share ``fraction`` of ``examples`` set apart (a validation split out of train),
+    stratified by ``example.label`` where asked (scikit-learn's stratified shuffle split, its rounding)."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < fraction < 1:
+        raise ConfigError(f"data.validation_fraction={fraction} must be in (0, 1)")
+    labels = [example.label for example in examples] if stratify else None
+    try:
+        rest, carved = train_test_split(examples, test_size=fraction, stratify=labels, random_state=seed)
+    except ValueError as err:  # e.g. a label with a single example cannot be stratified
+        raise DataError(f"{where}: cannot carve {fraction:g} of {len(examples)} examples out ({err})") from None
+    return list(rest), list(carved)
+
+
+def subset(examples: list, limit: int | None, seed: int | None) -> list:
+    """The first ``limit`` examples (all with None): in file order, or with a ``seed`` (``data.subset_seed``) of a
+    seeded shuffle, for files sorted by label (Banking77's are) whose first N would hold a few labels only."""
+    if not limit:
+        return examples
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(len(examples))
+        examples = [examples[i] for i in order]
+    return examples[:limit]
 
 
 def eval_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:

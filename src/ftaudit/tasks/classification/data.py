@@ -20,7 +20,7 @@ import torch
 from ftaudit.errors import ConfigError, DataError
 from ftaudit.paths import data_location
 from ftaudit.tasks.classification.reading import Columns, Example, label_keys, label_order, read_phrasebank, read_table
-from ftaudit.tasks.data import SPLIT_NAMES, SplitDataModule
+from ftaudit.tasks.data import SPLIT_NAMES, SplitDataModule, carve, data_file, subset
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ class SentenceDataModule(SplitDataModule):
             "validation": self.cfg.max_eval_samples,
             "test": self.cfg.max_eval_samples,
         }
-        raw = {split: examples[: limits[split]] if limits[split] else examples for split, examples in raw.items()}
+        seed = self.cfg.get("subset_seed")
+        raw = {split: subset(examples, limits[split], seed) for split, examples in raw.items()}
         label2id = {label: i for i, label in enumerate(self.labels)}
         self.splits = {
             split: encode(self.tokenizer, examples, label2id, self.max_length) for split, examples in raw.items()
@@ -185,24 +186,27 @@ class TextFilesDataModule(SentenceDataModule):
             self.data_files = [path]
             splits, split = self.split_one_file(read_table(path, columns, self.cfg.file_format), path)
             return splits, {"source": str(path), "split": split}
-        unknown = set(self.cfg.files) - set(SPLIT_NAMES)
-        if unknown or len(self.cfg.files) != len(SPLIT_NAMES):
+        given = {split: name for split, name in self.cfg.files.items() if name}
+        unknown = set(given) - set(SPLIT_NAMES)
+        if unknown or set(given) not in ({*SPLIT_NAMES}, {"train", "test"}):
             raise ConfigError(
-                f"data.files must name exactly {', '.join(SPLIT_NAMES)} (got {', '.join(self.cfg.files)}); "
-                "or give one file as data.file=..."
+                f"data.files must name exactly {', '.join(SPLIT_NAMES)}, or train and test (validation is then "
+                f"carved out of train), got {', '.join(given)}; or give one file as data.file=..."
             )
-        paths = {split: self.locate(self.cfg.files[split], f"data.files.{split}") for split in SPLIT_NAMES}
+        paths = {split: self.locate(name, f"data.files.{split}") for split, name in given.items()}
         self.data_files = list(paths.values())
         splits = {split: read_table(path, columns, self.cfg.file_format) for split, path in paths.items()}
-        return splits, {"source": {split: str(path) for split, path in paths.items()}, "split": "one file per split"}
+        origin = {"source": {split: str(path) for split, path in paths.items()}, "split": "one file per split"}
+        if "validation" not in splits:  # e.g. Banking77: no validation split; never carved out of test
+            splits["train"], splits["validation"] = carve(
+                splits["train"], self.cfg.validation_fraction, self.cfg.split_seed, str(paths["train"]), stratify=True
+            )
+            origin["split"] = {
+                "validation": "carved out of train, stratified by label",
+                "split_seed": self.cfg.split_seed,
+                "validation_fraction": self.cfg.validation_fraction,
+            }
+        return {split: splits[split] for split in SPLIT_NAMES}, origin
 
     def locate(self, name: str, key: str) -> Path:
-        base = Path.cwd()
-        if self.cfg.dir:
-            base = Path(self.cfg.dir).expanduser()
-            if not base.is_dir():
-                raise DataError(f"data.dir={self.cfg.dir}: {base.resolve()} is not a folder; fix it or unset it")
-        path = (base / Path(name).expanduser()).resolve()
-        if not path.is_file():
-            raise DataError(f"{key}={name}: {path} is not a file; check data.dir and {key}")
-        return path
+        return data_file(self.cfg, name, key)
