@@ -21,6 +21,7 @@ from ftaudit.hardware import (
     is_main_process,
     peak_tflops,
 )
+from ftaudit.models.causal import causal_provenance
 from ftaudit.probes.base import Probe, ProbeContext, build_probes
 from ftaudit.quiet import quiet_libraries
 from ftaudit.resources import ResourceMeter
@@ -119,5 +120,6 @@ def run_environment(session: Session, device: str, env: dict, skipped: dict[str,
         "data_files": data_file_hashes(session.datamodule, session.probes),
         "attention": session.attention,
         "data": session.datamodule.data_info,  # what the task's data module says of its splits
+        **({"model_weights": weights} if (weights := causal_provenance(session.cfg.model)) else {}),
         "resources": {"energy_method": session.meter.energy_method, "peak_tflops_source": session.peak_source},
     }

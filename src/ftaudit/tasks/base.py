@@ -46,7 +46,11 @@ class Task:
                 f"data={data_cfg.name} (format {data_cfg.format}) is not data for task={self.name}, which "
                 f"reads {', '.join(self.formats)}; pick a matching task= or data="
             )
-        return self.formats[data_cfg.format](data_cfg, tokenizer, seed, pad_to_multiple_of)
+        return self.formats[data_cfg.format](data_cfg, tokenizer, seed, pad_to_multiple_of, **self.data_options())
+
+    def data_options(self) -> dict:
+        """What this task's data modules take besides the data config (e.g. how a causal LM is prompted)."""
+        return {}
 
     def load_tokenizer(self, model_cfg: DictConfig):
         """The tokenizer of ``model_cfg``'s model (the one to fine-tune, or the audited one)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from huggingface_hub import EvalResult, ModelCardData
 from omegaconf import DictConfig, OmegaConf
 
+from ftaudit.models.causal import causal_provenance
 from ftaudit.probes.base import Probe
 
 SPLIT_NAMES = {"test": "test", "val": "validation"}
@@ -93,6 +94,14 @@ def method_settings(method_cfg: DictConfig) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
 
 
+def gguf_note(provenance: dict) -> str:
+    name = provenance["gguf_file"].rsplit("/", 1)[-1]
+    return (
+        f"dequantised to fp32 from the {provenance['quantisation']} GGUF `{name}` (sha256 "
+        f"{provenance['sha256'][:16]}...): they carry its rounding, so compare with the base on the same weights"
+    )
+
+
 def recipe(cfg: DictConfig, device: str) -> str:
     base = hub_base_model(cfg.model) or f"none: a random initialisation of {cfg.model.name_or_path}'s architecture"
     optimizer = cfg.optimizer
@@ -117,6 +126,9 @@ def recipe(cfg: DictConfig, device: str) -> str:
         ["seed", str(cfg.seed)],
         ["device", device],
     ]
+    provenance = causal_provenance(cfg.model)
+    if provenance:  # a GGUF: the base's weights carry its quantisation's rounding
+        rows.insert(1, ["base weights", gguf_note(provenance)])
     return table(["setting", "value"], rows)
 
 
