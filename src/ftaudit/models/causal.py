@@ -98,6 +98,15 @@ def causal_provenance(model_cfg) -> dict | None:
     return json.loads((converted_gguf(path) / PROVENANCE).read_text(encoding="utf-8"))
 
 
+def adapter_base(source: str) -> str | None:
+    """The base model a peft adapter folder names (its config is the model's), None for any other source."""
+    if not (Path(source) / "adapter_config.json").is_file():
+        return None
+    from peft import PeftConfig
+
+    return model_folder(PeftConfig.from_pretrained(source).base_model_name_or_path)
+
+
 def load_causal_lm(model_cfg, attn_implementation: str | None = None) -> torch.nn.Module:
     """The pretrained decoder of ``model_cfg``, or (``random_init``: config overrides) one built untrained from its
     config, seeded by the caller; fp32, in eval mode."""
@@ -129,7 +138,7 @@ def load_causal_tokenizer(model_cfg):
     tokenizer_source = resolve_source(model_cfg.tokenizer) if model_cfg.get("tokenizer") else source
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **dict(model_cfg.get("tokenizer_kwargs") or {}))
-        positions = getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", None)
+        positions = getattr(AutoConfig.from_pretrained(adapter_base(source) or source), "max_position_embeddings", None)
     except (OSError, ValueError) as err:
         raise unreachable("tokenizer", tokenizer_source, err) from None
     if tokenizer.pad_token is None:

@@ -203,7 +203,7 @@ class CausalLMDataModule(SplitDataModule):
                 "examples": len(encoded.examples),
                 **({"labels": dict(sorted(Counter(e.label for e in encoded.examples).items()))} if self.labels else {}),
                 "prompt_tokens": int(sum(len(p) for p in encoded.prompts)),
-                "response_tokens": int(sum(int((labels != IGNORE).sum()) for labels in encoded.labels)),
+                "response_tokens": int(sum(len(ids) - len(p) for ids, p in zip(encoded.input_ids, encoded.prompts))),
                 "truncated": encoded.truncated,
             }
             for split, encoded in self.splits.items()
