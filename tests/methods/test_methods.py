@@ -80,7 +80,7 @@ def test_bad_l2sp_and_freeze_settings_are_config_errors():
     with pytest.raises(ConfigError, match="method.alpha"):
         build_method(compose_config("method=l2sp", "method.alpha=-1").method)
     model, _, method = tiny("method=freeze", "method.layers=3")
-    with pytest.raises(ConfigError, match="has 2 encoder layers"):
+    with pytest.raises(ConfigError, match="the model has 2 layers"):
         method.prepare(model, total_steps=10)
 
 
