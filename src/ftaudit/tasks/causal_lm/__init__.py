@@ -78,8 +78,10 @@ class CausalLMTask(Task):
             + 'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")\n'
             + load
             + 'messages = [{"role": "user", "content": "..."}]\n'
-            + "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')\n"
-            + "print(tokenizer.decode(model.generate(inputs, max_new_tokens=32)[0, inputs.shape[1]:]))\n```"
+            + "prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)\n"
+            + 'inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)\n'
+            + "answer = model.generate(**inputs, max_new_tokens=32, do_sample=False)\n"
+            + 'print(tokenizer.decode(answer[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))\n```'
         )
 
     def prediction_files(self, data: CausalLMDataModule, module: CausalLMModule) -> dict[str, str]:
