@@ -12,6 +12,7 @@ share that is any label's), a free-text one is compared with the response (``exa
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import SimpleNamespace
 
@@ -65,6 +66,12 @@ class CausalLMModule(TaskModule):
             scores.update(self.generation_scores(split, scored.tolist(), predictions["generated"]))
         return scores, predictions
 
+    def precision_context(self):
+        """The autocast of the test pass (e.g. bf16-mixed), which Lightning applies to each step but not to the work
+        done at the epoch's end (label ranking, generation): in fp32 those would take several times longer."""
+        trainer = self._trainer
+        return trainer.precision_plugin.forward_context() if trainer is not None else contextlib.nullcontext()
+
     def generation_scores(self, split: str, examples: list[int], generated: list[str]) -> dict[str, float]:
         encoded = self.data.splits[split]
         if not self.data.candidates:
@@ -88,7 +95,10 @@ class CausalLMModule(TaskModule):
         chunks = range(0, len(examples), batch_size)
         for start in progress(chunks, f"generating answers on {split}", enabled=True):
             chosen = [prompts[i] for i in examples[start : start + batch_size]]
-            rows = greedy_responses(self.model, chosen, self.data.pad_id, tokenizer.eos_token_id, self.max_new_tokens)
+            with self.precision_context():
+                rows = greedy_responses(
+                    self.model, chosen, self.data.pad_id, tokenizer.eos_token_id, self.max_new_tokens
+                )
             texts += tokenizer.batch_decode(rows, skip_special_tokens=True)
         self.model.train(was_training)
         return texts
@@ -104,6 +114,7 @@ class CausalLMModule(TaskModule):
         chunks = range(0, len(examples), batch_size)
         for start in progress(chunks, f"ranking {len(self.data.labels)} labels on {split}", enabled=True):
             chosen = [prompts[i] for i in examples[start : start + batch_size]]
-            rows.append(label_log_likelihoods(self.model, chosen, self.data.candidates, self.data.pad_id))
+            with self.precision_context():
+                rows.append(label_log_likelihoods(self.model, chosen, self.data.candidates, self.data.pad_id))
         self.model.train(was_training)
         return torch.cat(rows).softmax(-1).numpy()
