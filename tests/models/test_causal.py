@@ -131,6 +131,8 @@ def test_smollm2_from_the_wheel_converts_once_and_answers(tmp_path, monkeypatch)
     ids = tokenizer("The capital of France is", return_tensors="pt")
     answer = model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert "Paris" in tokenizer.decode(answer[0, ids["input_ids"].shape[1] :])
+    model.save_pretrained(tmp_path / "saved")  # a full fine-tune or a merged adapter is saved the same way
+    assert "quantization_config" not in json.loads((tmp_path / "saved" / "config.json").read_text())
     mtime = (converted / "model.safetensors").stat().st_mtime
     load_causal_lm(cfg)  # the cached folder, not a second conversion
     assert (converted / "model.safetensors").stat().st_mtime == mtime

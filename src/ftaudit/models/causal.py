@@ -25,6 +25,7 @@ from ftaudit.errors import ConfigError
 from ftaudit.files import cache_directory, file_sha256
 from ftaudit.models.loading import resolve_source, set_dropout, unreachable
 from ftaudit.progress import stage
+from ftaudit.tracking.record import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def converted_gguf(path: Path) -> Path:
     digest = file_sha256(path)
     folder = cache_directory(None) / "gguf" / digest
     if (folder / PROVENANCE).is_file():
-        return folder
+        return without_quantization_config(folder)  # a folder an earlier version converted kept it
     try:
         import gguf  # noqa: F401 - transformers reads GGUF files with it
     except ImportError:
@@ -70,6 +71,7 @@ def converted_gguf(path: Path) -> Path:
             model = AutoModelForCausalLM.from_config(loaded.config)  # a GGUF-loaded model refuses save_pretrained
             model.load_state_dict(loaded.state_dict())
             model.save_pretrained(temporary)
+            without_quantization_config(temporary)
             AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(temporary)
         provenance = {"gguf_file": str(path), "sha256": digest, "quantisation": quantisation(path)}
         (temporary / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
@@ -79,6 +81,17 @@ def converted_gguf(path: Path) -> Path:
             raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+    return folder
+
+
+def without_quantization_config(folder: Path) -> Path:
+    """``folder`` with the GGUF quantisation note taken out of its config.json: the weights there are plain
+    safetensors, and a model whose config names a GGUF quantisation refuses ``save_pretrained`` (a full fine-tune
+    or a merged adapter could not be saved)."""
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.pop("quantization_config", None) is not None:
+        atomic_write_text(config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return folder
 
 
