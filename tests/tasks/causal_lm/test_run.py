@@ -14,8 +14,11 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftaudit.config import CONFIG_DIR
+from ftaudit.errors import Interrupted
 from ftaudit.models.causal import load_causal_lm, load_causal_tokenizer
-from tests.conftest import FIXTURE_PHRASEBANK, run_script
+from ftaudit.run import train
+from tests.conftest import FIXTURE_PHRASEBANK, compose_config, run_script
+from tests.test_resume import CtrlCAtEpoch
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +153,21 @@ def test_a_full_fine_tune_on_free_text_records_exact_match(base, tmp_path):
     assert 0 <= metrics["task/test_exact_match"] <= 1 and "task/test_accuracy" not in metrics
     AutoModelForCausalLM.from_pretrained(run_dir / "model")
     assert (run_dir / "model" / "generation_config.json").is_file()
+
+
+def test_a_decoder_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_scores(base, tmp_path):
+    overrides = [
+        *(o for o in RUN if o != "logger=none"),  # compose_config sets it
+        f"model.name_or_path={base}",
+        "method=lora",
+        "probes.degradation=[]",
+        "probes.fairness.enabled=false",
+        "record.save_model=false",
+    ]
+    expected = train(compose_config(*overrides), tmp_path / "whole")
+    run_dir = tmp_path / "interrupted"
+    with pytest.raises(Interrupted, match=f"trainer.resume={run_dir}"):
+        train(compose_config(*overrides), run_dir, callbacks=[CtrlCAtEpoch(1)])
+    metrics = train(compose_config(*overrides, f"trainer.resume={run_dir}"), run_dir)
+    scores = {key: value for key, value in metrics.items() if key.startswith("task/")}
+    assert scores == {key: value for key, value in expected.items() if key.startswith("task/")}
