@@ -112,7 +112,7 @@ def test_bf16_autocast_run_on_cpu(tmp_path, restore_threads):
     [("cpu", "32-true"), ("cpu", "bf16-mixed"), ("gpu", "bf16-mixed"), ("gpu", "32-true"), ("gpu", "16-mixed")],
 )
 def test_attention_choice_per_device_and_precision(accelerator, precision):
-    # auto: sdpa wherever it was measured (README: Resources) and transformers' default where it was not (fp16)
+    # auto: sdpa wherever it was measured (docs/resources.md) and transformers' default where it was not (fp16)
     assert hardware.attention_implementation("auto", accelerator, precision) == "sdpa"
     for setting in ("sdpa", "eager"):  # an explicit setting wins
         assert hardware.attention_implementation(setting, accelerator, precision) == setting

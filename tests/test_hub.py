@@ -10,8 +10,8 @@ import pytest
 
 from ftaudit import hub
 from ftaudit.errors import DataError
+from ftaudit.files import file_sha256
 from ftaudit.hub import HubUnavailable, hub_splits
-from ftaudit.probes.cache import file_sha256
 from ftaudit.run import train
 from ftaudit.tracking.summary import data_file_hashes
 from tests.conftest import TINY_RUN, compose_config

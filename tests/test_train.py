@@ -289,7 +289,7 @@ class DiskFillsUp(L.Callback):
         def full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        self.monkeypatch.setattr("ftaudit.tracking.record.tempfile.mkstemp", full)
+        self.monkeypatch.setattr("ftaudit.files.tempfile.mkstemp", full)
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def inference_autocast(accelerator: str, precision: str) -> Callable[[], context
 
 ATTENTION_CHOICES = ("auto", "sdpa", "eager")
 # hardware.attention=auto: the Hugging Face attention implementation by device and matmul dtype, from
-# ``benchmarks/attention.py`` (README: Resources); a device/dtype not listed gets transformers' own default, sdpa.
+# ``benchmarks/attention.py`` (docs/resources.md); a device/dtype not listed gets transformers' own default, sdpa.
 ATTENTION_BY_DEVICE = {
     # measured, 2-core AMD EPYC (AVX2), batch 32, 12 heads x 32 dims: per attention call, sdpa (PyTorch's CPU flash
     # kernel) is 1.4-2.0x faster than eager in training at widths 32-128 (eager 12% faster at 16) and 1.0-1.8x in
@@ -107,7 +107,7 @@ def cpu_threads(processes: int) -> int:
     On a machine that other jobs keep busy, set ``hardware.num_threads=1``: OpenMP threads spin-wait for each
     other at the end of every operation, so each step stalls on the thread that is not running. Measured on a
     busy 2-core machine (load average 3-5): MiniLM trained at 135-215 non-pad tokens/s with 2 threads and 500-750
-    with 1; when idle, 2 threads gave 1,200 and 1 thread 720 (README: Resources). It is not switched
+    with 1; when idle, 2 threads gave 1,200 and 1 thread 720 (docs/resources.md). It is not switched
     automatically, because the thread count changes float summation order and so the run's numbers.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -220,8 +220,7 @@ def peak_tflops(cfg, accelerator: str, precision: str) -> tuple[float, str]:
         return float(cfg.peak_tflops), "hardware.peak_tflops"
     from filelock import FileLock
 
-    from ftaudit.probes.cache import cache_directory
-    from ftaudit.tracking.record import atomic_write_json
+    from ftaudit.files import atomic_write_json, cache_directory
 
     dtype = precision_dtype(precision)
     key = f"{device_name(accelerator)} | {dtype}"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftaudit.errors import DataError
+from ftaudit.files import file_sha256
 from ftaudit.paths import DataNotFound
-from ftaudit.probes.cache import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -19,3 +20,11 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+
+
+@contextlib.contextmanager
+def peft_quiet():
+    """peft reads a transformers attribute deprecated in transformers 5: its warning says nothing about the run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield

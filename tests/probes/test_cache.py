@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ftaudit.files import cache_directory
 from ftaudit.probes.base import run_probes
-from ftaudit.probes.cache import BaseResultCache, cache_directory, tokenizer_sha256, weights_sha256
+from ftaudit.probes.cache import BaseResultCache, tokenizer_sha256, weights_sha256
 from ftaudit.probes.degradation import build_degradation_probes
 from tests.conftest import compose_config
 from tests.probes.test_degradation import degradation_overrides, tiny_context

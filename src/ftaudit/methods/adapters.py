@@ -7,10 +7,8 @@ copy of the model, which gives back a plain token classifier with the base model
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import tempfile
-import warnings
 from pathlib import Path
 
 import hydra
@@ -21,14 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError
 from ftaudit.methods.base import FineTuningMethod
-
-
-@contextlib.contextmanager
-def peft_quiet():
-    """peft reads a transformers attribute deprecated in transformers 5: its warning says nothing about the run."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
+from ftaudit.quiet import peft_quiet
 
 
 class RankBudget(L.Callback):

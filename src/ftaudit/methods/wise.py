@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from ftaudit.errors import ConfigError
+from ftaudit.files import atomic_save_figure
 from ftaudit.methods.base import FineTuningMethod
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext, run_probes
 from ftaudit.probes.degradation import build_degradation_probes
 from ftaudit.progress import stage
-from ftaudit.tracking.record import atomic_save_figure
 
 PLOT_FILE = "wise.png"
 SPLIT_KEYS = {"validation": "val", "test": "test"}

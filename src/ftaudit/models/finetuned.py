@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError
-from ftaudit.methods.adapters import peft_quiet
 from ftaudit.models.loading import load_classifier, resolve_source, unreachable
+from ftaudit.quiet import peft_quiet
 
 ADAPTER_CONFIG = "adapter_config.json"
 

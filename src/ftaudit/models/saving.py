@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ftaudit.errors import FIXABLE_WRITE_ERRORS, write_error
-from ftaudit.tracking.record import UMASK
+from ftaudit.files import UMASK
 
 
 def folder_bytes(folder: Path) -> int:

@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from ftaudit.files import CACHE_DIR_ENV, cache_directory, file_sha256  # noqa: F401 - used here and re-exported
-from ftaudit.tracking.record import atomic_write_json
+from ftaudit.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

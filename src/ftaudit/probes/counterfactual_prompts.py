@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 
 from ftaudit.errors import ConfigError
+from ftaudit.files import atomic_write_text
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.fairness import FairnessProbe, comparisons, gap_specs, group_rng, rate_gaps, seeded_sample
@@ -32,7 +33,6 @@ from ftaudit.probes.resampling import (
     permuted_recalls,
     pooled_recalls,
 )
-from ftaudit.tracking.record import atomic_write_text
 
 NAME_SLOT = "{name}"
 GROUP_TABLE = "fairness_prompt_groups.csv"

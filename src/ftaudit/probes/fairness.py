@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ftaudit.errors import ConfigError
+from ftaudit.files import atomic_save_figure
 from ftaudit.metrics import MetricSpec
 from ftaudit.paths import DataNotFound, find_data
 from ftaudit.probes.base import Probe, ProbeContext
 from ftaudit.probes.names import NameGroups, load_name_groups
 from ftaudit.probes.resampling import gap_and_ratio, p_value, percentile_interval, permuted_recalls, pooled_recalls
-from ftaudit.tracking.record import atomic_save_figure
 
 NAMES_ENV_VAR = "FAIRNESS_NAMES_FILE"
 NAMES_DEFAULT = "data/fairness_names/mishra2020.yaml"

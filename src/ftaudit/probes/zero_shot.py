@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ftaudit.errors import DataError
+from ftaudit.files import file_sha256
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.cache import file_sha256
 from ftaudit.probes.fairness import seeded_sample
 from ftaudit.probes.lm_degradation import (
     CausalLMProbe,

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from ftaudit.errors import ConfigError, exit_on_user_error
+from ftaudit.files import atomic_write_text
 from ftaudit.report.plots import default_tradeoff_metric, fairness_measures, plot_fairness, plot_files, plot_tradeoff
 from ftaudit.report.records import find_runs
 from ftaudit.report.render import RENDERERS
 from ftaudit.report.table import aggregate, check_group_keys, default_group_keys, headlines, select_metrics
-from ftaudit.tracking.record import atomic_write_text
 
 
 def comma_list(text: str) -> list[str]:

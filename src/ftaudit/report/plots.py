@@ -8,9 +8,9 @@ import io
 import re
 from pathlib import Path
 
+from ftaudit.files import atomic_write_bytes
 from ftaudit.report.render import format_value
 from ftaudit.report.table import Group, direction, summarise
-from ftaudit.tracking.record import atomic_write_bytes
 
 # Per-group measures of the fairness probes: NER's recall of substituted names, classification's flip rate under
 # attribution to names; their axis label, upper limit and title.

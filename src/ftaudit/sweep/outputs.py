@@ -12,8 +12,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from ftaudit.files import atomic_save_figure, atomic_write_text
 from ftaudit.sweep.workers import trial_errors
-from ftaudit.tracking.record import atomic_save_figure, atomic_write_text
 
 log = logging.getLogger(__name__)
 

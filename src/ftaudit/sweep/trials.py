@@ -15,9 +15,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ftaudit.errors import ConfigError, UserError
+from ftaudit.files import atomic_write_text
 from ftaudit.run import train
 from ftaudit.sweep.space import sample, to_overrides, train_command
-from ftaudit.tracking.record import atomic_write_text
 
 log = logging.getLogger(__name__)
 

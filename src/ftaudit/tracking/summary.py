@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ftaudit.files import file_sha256
 from ftaudit.hub import HubSplit
 from ftaudit.probes.base import Probe
-from ftaudit.probes.cache import file_sha256
 from ftaudit.tasks.base import Task
 
 SUMMARY_RESOURCES = ("resource/train_seconds", "resource/train_tokens_per_second")  # printed after the task's

@@ -8,10 +8,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError
-from ftaudit.methods.adapters import peft_quiet
 from ftaudit.models.causal import load_causal_lm
 from ftaudit.models.finetuned import ADAPTER_CONFIG, FineTunedModel, base_source, model_card
 from ftaudit.models.loading import resolve_source
+from ftaudit.quiet import peft_quiet
 
 
 def plain_model_cfg(source: str) -> DictConfig:

@@ -19,6 +19,7 @@ from functools import cached_property, partial
 import numpy as np
 
 from ftaudit.errors import ConfigError
+from ftaudit.files import atomic_write_text
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.fairness import FairnessProbe, gap_specs, group_rng, rate_gaps, seeded_sample, write_group_chart
@@ -26,7 +27,6 @@ from ftaudit.probes.names import NameGroups
 from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, percentile_interval
 from ftaudit.tasks.classification.predict import predict_probabilities
 from ftaudit.tasks.classification.reading import Example
-from ftaudit.tracking.record import atomic_write_text
 
 GROUP_TABLE = "fairness_groups.csv"
 FLIP_CHART = "fairness_flips.png"

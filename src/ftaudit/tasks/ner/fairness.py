@@ -14,6 +14,7 @@ from functools import cached_property, partial
 
 import numpy as np
 
+from ftaudit.files import atomic_write_text
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
 from ftaudit.probes.fairness import FairnessProbe, gap_specs, rate_gaps, write_group_chart
@@ -23,7 +24,6 @@ from ftaudit.tasks.ner.conll import Sentence
 from ftaudit.tasks.ner.metrics import entity_scores
 from ftaudit.tasks.ner.predict import predict_tags
 from ftaudit.tasks.ner.substitution import entity_spans, make_variants, sample_sentences
-from ftaudit.tracking.record import atomic_write_text
 
 GROUP_TABLE = "fairness_groups.csv"
 RECALL_CHART = "fairness_recall.png"
