@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ftaudit.config import CONFIG_DIR, RunSettings, check_config
 from ftaudit.methods import build_method
-from ftaudit.probes.base import build_probes
+from ftaudit.probes.build import build_probes
 from ftaudit.sweep.trials import as_hydra_job, compose_run_config
 from ftaudit.tasks import build_task
 from ftaudit.tracking.loggers import build_loggers

@@ -16,7 +16,8 @@ from ftaudit.config import AuditSettings, RunSettings
 from ftaudit.hardware import compile_model, is_main_process, process_count
 from ftaudit.methods import FineTuningMethod, build_method
 from ftaudit.metrics import MetricSpec, check_finite, declarations
-from ftaudit.probes.base import Probe, ProbeContext, build_probes, probe_metric_specs, run_probes
+from ftaudit.probes.base import Probe, ProbeContext, probe_metric_specs, run_probes
+from ftaudit.probes.build import build_probes
 from ftaudit.progress import stage
 from ftaudit.resources.meter import RESOURCE_SPECS
 from ftaudit.resume import EpochCheckpoint, resume_checkpoint

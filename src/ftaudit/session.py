@@ -22,7 +22,8 @@ from ftaudit.hardware import (
     peak_tflops,
 )
 from ftaudit.models.causal import causal_provenance
-from ftaudit.probes.base import Probe, ProbeContext, build_probes
+from ftaudit.probes.base import Probe, ProbeContext
+from ftaudit.probes.build import build_probes
 from ftaudit.quiet import quiet_libraries
 from ftaudit.resources import ResourceMeter
 from ftaudit.tasks import build_task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huggingface_hub import ModelCard
 
-from ftaudit.probes.base import build_probes
+from ftaudit.probes.build import build_probes
 from ftaudit.tasks import build_task
 from ftaudit.tracking.model_card import model_card
 from tests.conftest import compose_config

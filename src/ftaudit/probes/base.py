@@ -97,11 +97,3 @@ def run_probes(probes: list[Probe], ctx: ProbeContext) -> tuple[dict[str, float]
 
 def probe_metric_specs(probes: list[Probe]) -> list[MetricSpec]:
     return [spec for probe in probes for spec in probe.metric_specs()]
-
-
-def build_probes(cfg: DictConfig, task) -> list[Probe]:
-    """The probes the ``probes`` config group selects, in order: degradation, then the task's fairness probe."""
-    from ftaudit.probes.degradation import build_degradation_probes
-    from ftaudit.probes.fairness import build_fairness_probes
-
-    return [*build_degradation_probes(cfg), *build_fairness_probes(cfg, task)]

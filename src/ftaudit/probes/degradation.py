@@ -11,14 +11,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ftaudit.errors import ConfigError, DataError
+from ftaudit.files import cache_directory, file_sha256
 from ftaudit.hub import HubSplit, HubUnavailable, hub_splits
 from ftaudit.metrics import MetricSpec
 from ftaudit.paths import DataNotFound, find_data
 from ftaudit.probes.base import Probe, ProbeContext
-from ftaudit.probes.cache import BaseResultCache, cache_directory, file_sha256, tokenizer_sha256, weights_sha256
+from ftaudit.probes.cache import BaseResultCache, tokenizer_sha256, weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,8 @@ class DegradationProbe(Probe):
     ) -> dict:
         """The base side from the cache, keyed by base identity, this probe's settings and split, its data, the
         device and precision it is measured in, and ``extra``."""
-        where = ("dir", "splits", "hub_id", "hub_config")  # the data's identity below says what was read
+        # The data's identity below says what was read; the class is the probe, named by "probe"
+        where = ("_target_", "dir", "splits", "hub_id", "hub_config")
         settings = {k: v for k, v in OmegaConf.to_container(self.settings, resolve=True).items() if k not in where}
         key = {
             "probe": self.base_name,
@@ -158,40 +161,40 @@ class DegradationProbe(Probe):
         return self.cache.get_or_compute(self.name, key, compute, tensors)
 
 
-def probe_classes() -> dict[str, type[DegradationProbe]]:
-    # Imported here: each probe module imports DegradationProbe from this one.
-    from ftaudit.probes.cka import CKAProbe
-    from ftaudit.probes.crows_pairs import CrowsPairsProbe
-    from ftaudit.probes.mlm import MaskedLMProbe
-    from ftaudit.probes.stsb import StsbProbe
-    from ftaudit.probes.weights import WeightDistanceProbe
-    from ftaudit.probes.wikitext_ppl import WikiTextPerplexityProbe
-    from ftaudit.probes.zero_shot import ArcEasyProbe, LambadaProbe, PiqaProbe
-
-    encoder = (StsbProbe, MaskedLMProbe, CKAProbe, WeightDistanceProbe)
-    decoder = (WikiTextPerplexityProbe, ArcEasyProbe, PiqaProbe, LambadaProbe, CrowsPairsProbe)
-    return {probe.base_name: probe for probe in (*encoder, *decoder)}
+def probe_class(name: str, settings: DictConfig) -> type[DegradationProbe]:
+    """The class ``probes.degradation_settings.<name>._target_`` names: adding a probe is its module and its config."""
+    key = f"probes.degradation_settings.{name}"
+    try:
+        found = hydra.utils.get_class(settings._target_)
+    except (ImportError, ValueError) as err:
+        raise ConfigError(f"{key}._target_={settings._target_}: {str(err).splitlines()[0]}") from None
+    if not (isinstance(found, type) and issubclass(found, DegradationProbe)):
+        raise ConfigError(f"{key}._target_={settings._target_} is not a DegradationProbe (ftaudit.probes.degradation)")
+    return found
 
 
 def build_degradation_probes(cfg: DictConfig) -> list[Probe]:
     """The probes ``probes.degradation`` names, in its order, each once per split of its ``splits`` setting (a probe
-    without data, e.g. ``weights``, once), configured by ``probes.degradation_settings``."""
-    classes = probe_classes()
-    names = list(cfg.probes.degradation or [])
-    unknown = [name for name in names if name not in classes]
-    if unknown:
-        raise ConfigError(f"probes.degradation: unknown probe(s) {unknown}; choose from {sorted(classes)}")
+    without data, e.g. ``weights``, once), each the class its settings' ``_target_`` names, configured by them."""
     settings = cfg.probes.degradation_settings
     cache, identity = BaseResultCache(cache_directory(settings.cache_dir)), BaseIdentity()
+    names = list(cfg.probes.degradation or [])
+    known = sorted(key for key, value in settings.items() if isinstance(value, DictConfig) and value.get("_target_"))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"probes.degradation: unknown probe(s) {unknown}; choose from {known}, or configure one: "
+            f"probes.degradation_settings.<name>._target_=<its DegradationProbe class>"
+        )
     probes = []
     for name in names:
-        probe_settings, probe_class = settings.get(name) or OmegaConf.create({}), classes[name]
-        splits = list(probe_settings.get("splits") or []) if probe_class.data else [None]
-        bad = [split for split in splits if split not in probe_class.split_files] if probe_class.data else []
+        probe_settings = settings.get(name)
+        chosen = probe_class(name, probe_settings)
+        splits = list(probe_settings.get("splits") or []) if chosen.data else [None]
+        bad = [split for split in splits if split not in chosen.split_files] if chosen.data else []
         if bad or not splits:
             raise ConfigError(
-                f"probes.degradation_settings.{name}.splits={splits} must list "
-                f"{' and/or '.join(probe_class.split_files)}"
+                f"probes.degradation_settings.{name}.splits={splits} must list {' and/or '.join(chosen.split_files)}"
             )
-        probes += [probe_class(probe_settings, split, settings.batch_size, cache, identity) for split in splits]
+        probes += [chosen(probe_settings, split, settings.batch_size, cache, identity) for split in splits]
     return probes
