@@ -97,17 +97,9 @@ def options(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-def read_settings(sweep: DictConfig, task) -> SweepSettings:
-    """The ``sweep`` node, checked as a whole: every problem in one line. Without objectives, the study maximises
-    (or minimises, as it declares) the ``task``'s validation headline (``task/val_f1`` for NER)."""
+def setting_problems(sweep: DictConfig) -> list[str]:
+    """What is wrong with the sweep's scalar settings (trials, time, failures, sampler, pruner, heartbeat, name)."""
     problems: list[str] = []
-    headline = f"task/val_{task.headline}"
-    if sweep.objectives is None:
-        objectives = [(headline, DIRECTIONS[task.better])]
-    else:
-        objectives = [parse_objective(item, problems) for item in sweep.objectives]
-    if not objectives:
-        problems.append("sweep.objectives is empty; e.g. sweep.objectives=[task/val_f1:max]")
     if not (isinstance(sweep.n_trials, int) and sweep.n_trials >= 1):
         problems.append(f"sweep.n_trials={sweep.n_trials} must be an integer >= 1")
     if sweep.timeout is not None and not sweep.timeout > 0:
@@ -134,6 +126,21 @@ def read_settings(sweep: DictConfig, task) -> SweepSettings:
         problems.append(
             f"sweep.study_name={sweep.study_name!r} must be letters, digits, '.', '_' or '-' (it names a folder)"
         )
+    return problems
+
+
+def read_settings(sweep: DictConfig, task) -> SweepSettings:
+    """The ``sweep`` node, checked as a whole: every problem in one line. Without objectives, the study maximises
+    (or minimises, as it declares) the ``task``'s validation headline (``task/val_f1`` for NER)."""
+    problems: list[str] = []
+    headline = f"task/val_{task.headline}"
+    if sweep.objectives is None:
+        objectives = [(headline, DIRECTIONS[task.better])]
+    else:
+        objectives = [parse_objective(item, problems) for item in sweep.objectives]
+    if not objectives:
+        problems.append("sweep.objectives is empty; e.g. sweep.objectives=[task/val_f1:max]")
+    problems += setting_problems(sweep)
     try:
         space = parse_space(sweep.space)
     except ConfigError as err:
