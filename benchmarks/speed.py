@@ -337,7 +337,7 @@ def main() -> None:
         return lambda: run_ftaudit(args.out, name, train_sentences, test_sentences, *extra)
 
     # fp32 on the CPU (hardware=cpu), whatever the machine; (a') trains with the model's own dropout, as the Trainer
-    # does (ftaudit's MiniLM recipe has it off, README)
+    # does (ftaudit's MiniLM recipe has it off, docs/results.md)
     results = {}
 
     def run_all(runs) -> None:
