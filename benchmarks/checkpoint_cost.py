@@ -19,7 +19,9 @@ from pathlib import Path
 from ftaudit import compose, train
 from ftaudit.resume import EpochCheckpoint, last_checkpoint
 
-FULL_EPOCH_TOKENS = 280_125  # non-pad tokens in one pass over CoNLL-2003's training split (docs/results.md: the default recipe)
+FULL_EPOCH_TOKENS = (
+    280_125  # non-pad tokens in one pass over CoNLL-2003's training split (docs/results.md: the default recipe)
+)
 
 
 def measure(method: str, train_samples: int, folder: Path) -> dict:

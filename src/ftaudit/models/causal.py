@@ -22,10 +22,9 @@ import torch
 from omegaconf import OmegaConf
 
 from ftaudit.errors import ConfigError
-from ftaudit.files import cache_directory, file_sha256
+from ftaudit.files import atomic_write_text, cache_directory, file_sha256
 from ftaudit.models.loading import resolve_source, set_dropout, unreachable
 from ftaudit.progress import stage
-from ftaudit.tracking.record import atomic_write_text
 
 log = logging.getLogger(__name__)
 
