@@ -2,7 +2,7 @@
 loss, LoRA, learning rate, batch size, epochs and seed, on the same machine, one after the other, each in a fresh
 process.
 
-    python benchmarks/sft_trl.py                                    # experiment=llm's 2,000 Banking77 prompts
+    python benchmarks/sft_trl.py                                    # experiment=llm's 1,000 Banking77 prompts
     python benchmarks/sft_trl.py --max-train-samples 320 --max-eval-samples 200   # a shorter check
 
 (a) ``python train.py experiment=llm`` with its probes and free generation off (training is what is compared).
@@ -60,29 +60,20 @@ def encoded_splits(cfg):
     return tokenizer, data
 
 
-def validation_loss(model, data, batch_size: int, bf16: bool) -> float:
-    """Mean NLL per response token over the validation split, as (a) reports it (``task/val_loss``)."""
+def validation_loss(model, data, bf16: bool) -> float:
+    """Mean NLL per response token over the validation split, batched as (a) batches it (``task/val_loss``)."""
     import contextlib
 
     import torch
 
     from ftaudit.tasks.causal_lm.scoring import per_example_nll
 
-    split = data.splits["validation"]
     model.eval()
     total, tokens = 0.0, 0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
-        for start in range(0, len(split.input_ids), batch_size):
-            rows = list(range(start, min(start + batch_size, len(split.input_ids))))
-            width = max(len(split.input_ids[i]) for i in rows)
-            ids = torch.full((len(rows), width), data.pad_id)
-            labels = torch.full((len(rows), width), -100)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for row, i in enumerate(rows):
-                n = len(split.input_ids[i])
-                ids[row, :n], labels[row, :n], mask[row, :n] = split.input_ids[i], split.labels[i], 1
-            nll, count = per_example_nll(model, {"input_ids": ids, "labels": labels, "attention_mask": mask})
+        for batch in data.eval_dataloader("validation"):
+            nll, count = per_example_nll(model, batch)
             total, tokens = total + float(nll.sum()), tokens + int(count.sum())
     return total / tokens
 
@@ -146,7 +137,7 @@ def run_trl(overrides: list[str], checkpointing: bool, result: Path) -> None:
     result.write_text(
         json.dumps(
             {
-                "val_loss": validation_loss(trainer.model, data, cfg.data.eval_batch_size, bf16),
+                "val_loss": validation_loss(trainer.model, data, bf16),
                 "train_seconds": train_seconds,
                 "tokens": sum(len(row["input_ids"]) for row in rows) * epochs,
                 "response_tokens": sum(sum(row["completion_mask"]) for row in rows) * epochs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from ftaudit.errors import ConfigError, DataError
 from ftaudit.paths import data_location
+
+log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -193,6 +196,12 @@ class SplitDataModule(L.LightningDataModule):
                 is_label = ids != split.label_pad
                 ids[is_label] = new_ids[ids[is_label]]
         self.labels = list(labels)
+
+    def warn_truncated(self, what: str) -> None:
+        """One warning line for the examples each split cut at ``max_length`` (``what`` says how), none if none."""
+        cut = {split: encoded.truncated for split, encoded in self.splits.items() if encoded.truncated}
+        if cut:
+            log.warning("%s: %s", what, ", ".join(f"{count} of {split}" for split, count in cut.items()))
 
     @property
     def train_token_count(self) -> int:

@@ -15,7 +15,6 @@ labelled formats of task=classification (``phrasebank``, ``text_csv``), read as 
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -33,8 +32,6 @@ from ftaudit.tasks.causal_lm.reading import (
 from ftaudit.tasks.classification.data import PhraseBankDataModule, TextFilesDataModule
 from ftaudit.tasks.classification.reading import label_keys, label_order
 from ftaudit.tasks.data import SPLIT_NAMES, SplitDataModule, carve, data_file, subset
-
-log = logging.getLogger(__name__)
 
 LABELLED_SOURCES = {"phrasebank": PhraseBankDataModule, "text_csv": TextFilesDataModule}
 IGNORE = -100
@@ -91,13 +88,7 @@ class CausalLMDataModule(SplitDataModule):
         raw = {split: subset(raw[split], limits[split], self.cfg.get("subset_seed")) for split in SPLIT_NAMES}
         self.splits = {split: self.encode(examples) for split, examples in raw.items()}
         self.data_info = self.describe(origin)
-        cut = {split: encoded.truncated for split, encoded in self.splits.items() if encoded.truncated}
-        if cut:
-            log.warning(
-                "prompts longer than %d tokens with their response lost tokens on the left: %s",
-                self.max_length,
-                ", ".join(f"{count} of {split}" for split, count in cut.items()),
-            )
+        self.warn_truncated(f"prompts longer than {self.max_length} tokens with their response lost tokens on the left")
 
     def read_splits(self) -> tuple[dict[str, list[PromptExample]], dict]:
         """Each split's examples and how the splits were made; sets ``data_files`` and, for labelled data, the

@@ -8,7 +8,6 @@ Two sources: Financial PhraseBank (``data=phrasebank``), which has no official s
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from ftaudit.errors import ConfigError, DataError
 from ftaudit.paths import data_location
 from ftaudit.tasks.classification.reading import Columns, Example, label_keys, label_order, read_phrasebank, read_table
 from ftaudit.tasks.data import SPLIT_NAMES, SplitDataModule, carve, data_file, subset
-
-log = logging.getLogger(__name__)
 
 # The authors' release (Malo et al. 2014), as the takala/financial_phrasebank hub repo keeps it: its loading
 # script is refused by current `datasets`, the zip is not.
@@ -145,13 +142,7 @@ class SentenceDataModule(SplitDataModule):
                 for split, encoded in self.splits.items()
             },
         }
-        cut = {split: encoded.truncated for split, encoded in self.splits.items() if encoded.truncated}
-        if cut:
-            log.warning(
-                "examples longer than %d tokens were truncated: %s",
-                self.max_length,
-                ", ".join(f"{count} of {split}" for split, count in cut.items()),
-            )
+        self.warn_truncated(f"examples longer than {self.max_length} tokens were truncated")
 
 
 class PhraseBankDataModule(SentenceDataModule):
