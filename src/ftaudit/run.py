@@ -215,7 +215,7 @@ def evaluate_and_record(
     if save:
         env["saved_model"] = save_models(save, session, metrics, skipped, device)
     write_record(
-        run_dir, cfg, metrics, declarations(metrics, specs), env, task.prediction_files(session.datamodule, module)
+        run_dir, cfg, metrics, declarations(metrics, specs), env, task.record_files(session.datamodule, module)
     )
     print_summary(run_dir, metrics, env["tested_checkpoint"], task)
     publish_run(session.loggers, run_dir, metrics)

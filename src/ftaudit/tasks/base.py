@@ -9,6 +9,7 @@ methods, the probes, resources, tracking, sweeps and reports only talk to this i
 
 from __future__ import annotations
 
+import json
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 from ftaudit.errors import ConfigError
 from ftaudit.metrics import MetricSpec
 from ftaudit.models.loading import load_tokenizer
+from ftaudit.tasks.calibration import RELIABILITY_FILE
 from ftaudit.tasks.data import SplitDataModule
 from ftaudit.tasks.module import TaskModule
 
@@ -105,6 +107,14 @@ class Task:
     def prediction_files(self, data: SplitDataModule, module: TaskModule) -> dict[str, str]:
         """The test predictions as files of the run record (relative path -> text)."""
         raise NotImplementedError
+
+    def record_files(self, data: SplitDataModule, module: TaskModule) -> dict[str, str]:
+        """The test pass's files of the run record: its predictions, and its reliability bins where the task scores
+        calibration (``calibration.json``: what the HTML report's reliability diagram draws, nothing recomputed)."""
+        files = self.prediction_files(data, module)
+        if module.test_reliability is not None:
+            files[RELIABILITY_FILE] = json.dumps({"split": "test", **module.test_reliability}, indent=2) + "\n"
+        return files
 
     def fairness_probe(self, settings: DictConfig, groups, split: str, names_file, missing: str | None = None):
         """This task's counterfactual fairness probe (``ftaudit.probes.fairness.FairnessProbe``) over the name

@@ -50,6 +50,10 @@ class TaskModule(L.LightningModule):
         self.model, self.optimizer_cfg, self.data, self.labels = model, optimizer_cfg, data, data.labels
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
         self.test_scores: dict[str, float] = {}
+        # split -> the reliability bins of its last evaluation (``calibration.reliability_bins``), where the task
+        # scores calibration; ``test_reliability``: the test pass's, kept when WiSE-FT or an audit evaluates again
+        self.reliability: dict[str, dict] = {}
+        self.test_reliability: dict | None = None
         self._eval_outputs: list[tuple[torch.Tensor, ...]] = []  # what ``_eval_step`` kept of each batch
         # split -> (examples scored, examples in the split); a try-out (debug=..., limit_*_batches) scores a part
         self.evaluated: dict[str, tuple[int, int]] = {}
@@ -118,6 +122,7 @@ class TaskModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_scores, self.test_predictions = self._scores("test", self._take_outputs())
+        self.test_reliability = self.reliability.get("test")
         self.log_dict({f"test/{key}": value for key, value in self.test_scores.items()})
 
     @torch.inference_mode()

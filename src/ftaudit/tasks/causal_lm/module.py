@@ -27,7 +27,7 @@ from ftaudit.tasks.causal_lm.scoring import (
     per_example_nll,
     response_loss,
 )
-from ftaudit.tasks.classification.metrics import classification_scores
+from ftaudit.tasks.classification.metrics import classification_scores, label_reliability
 from ftaudit.tasks.module import TaskModule
 
 
@@ -60,6 +60,7 @@ class CausalLMModule(TaskModule):
             probabilities = self.label_probabilities(split, scored.tolist())
             gold = np.array([encoded.answers[i] for i in scored.tolist()])
             scores.update(classification_scores(gold, probabilities, self.data.label_keys))
+            self.reliability[split] = label_reliability(gold, probabilities)
             predictions["probabilities"] = probabilities
         if self.max_new_tokens and split == "test":
             predictions["generated"] = self.generated(split, scored.tolist())

@@ -8,7 +8,7 @@ import io
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from ftaudit.tasks.calibration import expected_calibration_error
+from ftaudit.tasks.calibration import reliability_bins
 from ftaudit.tasks.classification.reading import Example
 
 
@@ -26,10 +26,15 @@ def classification_scores(gold: np.ndarray, probabilities: np.ndarray, label_key
         "accuracy": accuracy_score(gold, predicted),
         "f1_macro": f1_score(gold, predicted, average="macro", zero_division=0),
         "mcc": matthews_corrcoef(gold, predicted),
-        "ece": expected_calibration_error(probabilities.max(axis=1), predicted == gold),
+        "ece": label_reliability(gold, probabilities)["ece"],
     }
     scores.update({f"f1_{label_keys[label]}": value for label, value in zip(present, per_label)})
     return {key: float(value) for key, value in scores.items()}
+
+
+def label_reliability(gold: np.ndarray, probabilities: np.ndarray) -> dict:
+    """The reliability bins (``reliability_bins``) of the most probable label's probability."""
+    return reliability_bins(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold)
 
 
 def predictions_tsv(examples: list[Example], probabilities: np.ndarray, labels: list[str]) -> str:

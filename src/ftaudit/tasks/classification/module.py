@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ftaudit.tasks.classification.metrics import classification_scores
+from ftaudit.tasks.classification.metrics import classification_scores, label_reliability
 from ftaudit.tasks.module import TaskModule
 
 
@@ -28,4 +28,5 @@ class SentenceClassifier(TaskModule):
         self.evaluated[split] = (len(scored), len(encoded.examples))
         gold = torch.stack(encoded.labels)[scored].numpy()
         label_keys = [self.data.label_keys[label] for label in self.labels]
+        self.reliability[split] = label_reliability(gold, probabilities)
         return classification_scores(gold, probabilities, label_keys), probabilities

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ftaudit.tasks.calibration import expected_calibration_error
+from ftaudit.tasks.calibration import reliability_bins
 from ftaudit.tasks.module import TaskModule
 from ftaudit.tasks.ner.data import IGNORE_INDEX
 from ftaudit.tasks.ner.metrics import entity_scores
@@ -45,5 +45,6 @@ class NERTagger(TaskModule):
         scored = [index for index, sentence in enumerate(tags) if None not in sentence]  # every window evaluated
         self.evaluated[split] = (len(scored), len(tags))
         scores = entity_scores([encoded.sentences[i].tags for i in scored], [tags[i] for i in scored])
-        scores["ece"] = expected_calibration_error(confidence, [p == g for p, g in zip(predicted, gold)])
+        self.reliability[split] = reliability_bins(confidence, [p == g for p, g in zip(predicted, gold)])
+        scores["ece"] = self.reliability[split]["ece"]
         return scores, tags
