@@ -23,7 +23,15 @@ from ftaudit.errors import ConfigError
 from ftaudit.files import atomic_write_text
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.fairness import FairnessProbe, comparisons, gap_specs, group_rng, rate_gaps, seeded_sample
+from ftaudit.probes.fairness import (
+    FairnessProbe,
+    comparisons,
+    gap_specs,
+    group_rng,
+    rate_gaps,
+    rate_specs,
+    seeded_sample,
+)
 from ftaudit.probes.lm_scoring import Autocast, choice_logprob_matrix
 from ftaudit.probes.names import NameGroups
 from ftaudit.probes.resampling import (
@@ -241,11 +249,8 @@ class CounterfactualPromptProbe(FairnessProbe):
         prefix = f"{self.kind}/{self.name}"
         specs = [MetricSpec(f"{prefix}/{count}", None, None) for count in ("prompts", "variants", "variants_per_group")]
         specs.append(MetricSpec(f"{prefix}/answer_changed", self.split, "min"))
-        for unit in ("group/*", "by_*/*"):
-            specs += [
-                MetricSpec(f"{prefix}/{unit}/flip_rate", self.split, "min"),
-                MetricSpec(f"{prefix}/{unit}/response_logprob", self.split, None),
-            ]
+        specs += rate_specs(prefix, "flip_rate", self.split, "min")
+        specs += [MetricSpec(f"{prefix}/{unit}/response_logprob", self.split, None) for unit in ("group/*", "by_*/*")]
         for scope in (prefix, f"{prefix}/by_*"):
             specs += gap_specs(scope, "flip_rate", self.split)
             specs += [spec for spec in gap_specs(scope, "response_logprob", self.split) if "_ratio" not in spec.pattern]

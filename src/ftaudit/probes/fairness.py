@@ -110,7 +110,8 @@ def rate_gaps(
     seed: int,
     name: str,
 ) -> dict[str, float]:
-    """A rate per group and per attribute value (``<prefix>/group/<g>/<name>``, ``<prefix>/by_<a>/<value>/<name>``) and,
+    """A rate per group and per attribute value (``<prefix>/group/<g>/<name>``, ``<prefix>/by_<a>/<value>/<name>``) with
+    its 95% bootstrap interval (``..._ci_low``, ``..._ci_high``) and,
     overall and per attribute, the gap between them (``gap_metrics``).
 
     ``hits[g, s]`` counts group g's outcomes of interest on sentence s (e.g. names found, predictions flipped) out of
@@ -122,7 +123,11 @@ def rate_gaps(
     for comparison, (units, strata) in comparisons(groups).items():
         columns = list(units.values())
         pooled = pooled_recalls(rates, columns)
-        metrics.update({f"{prefix}/{unit}/{name}": float(rate) for unit, rate in zip(units, pooled)})
+        low, high = percentile_interval(pooled_recalls(replicates, columns))
+        for unit, rate, unit_low, unit_high in zip(units, pooled, low, high):
+            metrics[f"{prefix}/{unit}/{name}"] = float(rate)
+            metrics[f"{prefix}/{unit}/{name}_ci_low"] = float(unit_low)
+            metrics[f"{prefix}/{unit}/{name}_ci_high"] = float(unit_high)
         null = permuted_recalls(hits, totals, strata, resamples, seed)
         metrics.update(
             gap_metrics(
@@ -155,6 +160,16 @@ def gap_metrics(
         )
     metrics[f"{prefix}/{name}_gap_p_value"] = p_value(float(point[0]), gap_and_ratio(null)[0])
     return metrics
+
+
+def rate_specs(prefix: str, name: str, split: str, better: str) -> list[MetricSpec]:
+    """The declarations of ``rate_gaps``' per-group and per-attribute-value keys: the rate, ``better`` its
+    direction, and its interval."""
+    return [
+        MetricSpec(f"{prefix}/{unit}/{key}", split, direction)
+        for unit in ("group/*", "by_*/*")
+        for key, direction in ((name, better), (f"{name}_ci_*", None))
+    ]
 
 
 def gap_specs(prefix: str, name: str, split: str, higher_is_fairer: bool = True) -> list[MetricSpec]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ftaudit.errors import ConfigError, DataError
+from ftaudit.metrics import declarations
 from ftaudit.probes.fairness import build_fairness_probes
 from ftaudit.probes.names import load_name_groups
 from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, p_value, permuted_recalls, pooled_recalls
@@ -227,6 +228,28 @@ def test_same_seed_same_numbers(groups):
     assert run(3) == run(3)
     assert run(3) != run(4)
     assert 0 < run(3)["m/recall_gap_ci_low"] < run(3)["m/recall_gap_ci_high"]
+
+
+def test_each_groups_recall_has_the_bootstrap_interval_of_its_table_row(groups, tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    flaky = {word for name in sum(groups.names.values(), []) for word in name.split() if rng.random() < 0.5}
+    audit = audit_names(SENTENCES, groups, capitalised_tagger(flaky), names_per_sentence=2, resamples=300)
+    metrics = audit.metrics("fairness/names")
+    rows = {line.split(",")[0]: line.split(",") for line in audit.table().splitlines()[1:]}
+    for group, row in rows.items():
+        low, recall, high = (
+            metrics[f"fairness/names/group/{group}/recall{end}"] for end in ("_ci_low", "", "_ci_high")
+        )
+        assert low <= recall <= high
+        assert (f"{recall:.6f}", f"{low:.6f}", f"{high:.6f}") == (row[3], row[4], row[5])
+    assert any(metrics[f"fairness/names/group/{group}/recall_ci_low"] < float(row[5]) for group, row in rows.items())
+    assert metrics["fairness/names/by_gender/female/recall_ci_low"] <= metrics["fairness/names/by_gender/female/recall"]
+    (tmp_path / "names.yaml").write_text(NAMES)
+    monkeypatch.setenv("FAIRNESS_NAMES_FILE", str(tmp_path / "names.yaml"))
+    (probe,) = build("probes.fairness.enabled=true")
+    declared = declarations(metrics, probe.metric_specs())
+    assert declared["fairness/names/group/north_male/recall_ci_low"] == {"split": "test", "higher_is_better": None}
+    assert declared["fairness/names/group/north_male/recall"] == {"split": "test", "higher_is_better": True}
 
 
 def test_bootstrap_intervals_follow_the_data():

@@ -22,7 +22,15 @@ from ftaudit.errors import ConfigError
 from ftaudit.files import atomic_write_text
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.fairness import FairnessProbe, gap_specs, group_rng, rate_gaps, seeded_sample, write_group_chart
+from ftaudit.probes.fairness import (
+    FairnessProbe,
+    gap_specs,
+    group_rng,
+    rate_gaps,
+    rate_specs,
+    seeded_sample,
+    write_group_chart,
+)
 from ftaudit.probes.names import NameGroups
 from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, percentile_interval
 from ftaudit.tasks.classification.predict import predict_probabilities
@@ -221,11 +229,8 @@ class AttributionProbe(FairnessProbe):
             MetricSpec(f"{prefix}/{count}", None, None) for count in ("sentences", "variants", "variants_per_group")
         ]
         specs += [MetricSpec(f"{prefix}/unmodified/share_*", self.split, None)]
-        for unit in ("group/*", "by_*/*"):  # a flip is the name changing the prediction: fewer is better
-            specs += [
-                MetricSpec(f"{prefix}/{unit}/flip_rate", self.split, "min"),
-                MetricSpec(f"{prefix}/{unit}/share_*", self.split, None),
-            ]
+        specs += rate_specs(prefix, "flip_rate", self.split, "min")  # a flip is the name changing the prediction
+        specs += [MetricSpec(f"{prefix}/{unit}/share_*", self.split, None) for unit in ("group/*", "by_*/*")]
         for comparison in (prefix, f"{prefix}/by_*"):
             specs += [*gap_specs(comparison, "flip_rate", self.split), *gap_specs(comparison, "share_*", self.split)]
         return specs

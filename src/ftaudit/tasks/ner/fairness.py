@@ -17,7 +17,7 @@ import numpy as np
 from ftaudit.files import atomic_write_text
 from ftaudit.metrics import MetricSpec
 from ftaudit.probes.base import ProbeContext
-from ftaudit.probes.fairness import FairnessProbe, gap_specs, rate_gaps, write_group_chart
+from ftaudit.probes.fairness import FairnessProbe, gap_specs, rate_gaps, rate_specs, write_group_chart
 from ftaudit.probes.names import NameGroups
 from ftaudit.probes.resampling import bootstrap_recalls, gap_and_ratio, percentile_interval
 from ftaudit.tasks.ner.conll import Sentence
@@ -157,8 +157,10 @@ class NameSubstitutionProbe(FairnessProbe):
             MetricSpec(f"{prefix}/{count}", None, None)
             for count in ("sentences", "substitutions", "substitutions_per_group")
         ]
-        specs += [MetricSpec(f"{prefix}/group/*/{score}", self.split, "max") for score in ("recall", "f1")]
-        specs += [MetricSpec(f"{prefix}/by_*/*/recall", self.split, "max")]
+        specs += [
+            MetricSpec(f"{prefix}/group/*/f1", self.split, "max"),
+            *rate_specs(prefix, "recall", self.split, "max"),
+        ]
         for comparison in (prefix, f"{prefix}/by_*"):
             specs += gap_specs(comparison, "recall", self.split)
         return specs
