@@ -67,6 +67,8 @@ def test_a_wheel_carries_every_config(built_from, tmp_path):
     # The tiny decoder's tokenizer and chat template: model=tiny-llama needs no checkout.
     tiny = {f"ftaudit/models/tiny_llama/{name}" for name in ("config.json", "tokenizer.json", "chat_template.jinja")}
     assert tiny <= set(shipped)
+    templates = {f"ftaudit/report/templates/{name}.html.j2" for name in ("base", "macros", "run", "collection")}
+    assert templates <= set(shipped)  # report --format html from an installed wheel
     site = install(wheel, tmp_path / "site")
     composed = subprocess.run(
         [sys.executable, "-c", COMPOSE_EVERY_OPTION],

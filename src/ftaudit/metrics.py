@@ -16,6 +16,9 @@ from functools import cached_property
 from ftaudit.errors import UserError
 
 SPLITS = ("train", "validation", "test")
+# The run record's file of the test pass's reliability bins (``tasks.calibration.reliability_bins``, with its split):
+# the numbers behind task/test_ece, which the HTML report draws as a reliability diagram.
+RELIABILITY_FILE = "calibration.json"
 
 
 @dataclass(frozen=True)

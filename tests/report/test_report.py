@@ -178,7 +178,7 @@ def test_hundred_runs_in_under_five_seconds_without_torch(tmp_path):
         (["missing"], "does not exist"),
         (["runs", "--group-by", "optimiser.lr"], "--group-by optimiser.lr: not a config key"),
         (["runs", "--metrics", "task/nothing"], "--metrics 'task/nothing' matches no metric"),
-        (["runs", "--format", "html"], "--format html: choose from md,latex,csv"),
+        (["runs", "--format", "html,pdf"], "--format pdf: choose from md,latex,csv,html"),
         (["empty"], "no run records"),
     ],
 )

@@ -1,4 +1,4 @@
-"""``python -m ftaudit.report RUN_DIR... [--group-by KEYS] [--metrics KEYS] [--format md,latex,csv] [--out DIR]``."""
+"""``python -m ftaudit.report RUN_DIR... [--group-by KEYS] [--metrics KEYS] [--format md,latex,csv,html] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from pathlib import Path
 
 from ftaudit.errors import ConfigError, exit_on_user_error
 from ftaudit.files import atomic_write_text
+from ftaudit.report.html import write_html
 from ftaudit.report.plots import default_tradeoff_metric, fairness_measures, plot_fairness, plot_files, plot_tradeoff
 from ftaudit.report.records import find_runs
 from ftaudit.report.render import RENDERERS
 from ftaudit.report.table import aggregate, check_group_keys, default_group_keys, headlines, select_metrics
+
+FORMATS = (*RENDERERS, "html")
 
 
 def comma_list(text: str) -> list[str]:
@@ -47,7 +50,8 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
         type=comma_list,
         default=["md", "latex", "csv"],
         metavar="FORMATS",
-        help="any of md, latex, csv (default: all)",
+        help="any of md, latex, csv (tables and PNG plots), html (report.html: one self-contained page, and a page "
+        "per run for several runs) (default: md,latex,csv)",
     )
     parser.add_argument(
         "--tradeoff",
@@ -60,27 +64,14 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@exit_on_user_error
-def main(argv: list[str] | None = None, prog: str = "python -m ftaudit.report") -> None:
-    """``prog``: the command as the user typed it, for the usage line (``ftaudit report`` from the CLI)."""
-    args = parse_args(argv, prog)
-    unknown = [name for name in args.format if name not in RENDERERS]
-    if unknown:
-        raise ConfigError(f"--format {','.join(unknown)}: choose from {','.join(RENDERERS)}")
-    runs = find_runs(args.run_dirs)
-    available = set().union(*(run.metrics for run in runs))
-    if args.tradeoff and args.tradeoff not in available:
-        raise ConfigError(f"--tradeoff {args.tradeoff}: no run has this metric")
-    group_keys = args.group_by if args.group_by is not None else default_group_keys(runs)
-    check_group_keys(runs, group_keys)
-    metrics = select_metrics(runs, args.metrics)
-    groups = aggregate(runs, group_keys, metrics)
-
+def write_tables(tables: list[str], runs, groups, group_keys: list[str], metrics: list[str], args) -> list[Path]:
+    """The table in each of ``tables`` (md, latex, csv), then the tradeoff and fairness plots as PNG."""
     written = []
-    for name in args.format:
+    for name in tables:
         filename, render = RENDERERS[name]
         atomic_write_text(args.out / filename, render(groups, group_keys, metrics))
         written.append(args.out / filename)
+    available = set().union(*(run.metrics for run in runs))
     scores = [score for score in headlines(runs) if f"task/test_{score}" in available]  # one plot per task's headline
     for score, filename in plot_files("tradeoff", scores).items():
         recorded = set().union(*(run.metrics for run in runs if f"task/test_{score}" in run.metrics))
@@ -92,7 +83,33 @@ def main(argv: list[str] | None = None, prog: str = "python -m ftaudit.report") 
     for measure, filename in plot_files("fairness", fairness_measures(available)).items():
         if plot_fairness(groups, group_keys, measure, args.out / filename):
             written.append(args.out / filename)
+    return written
 
+
+@exit_on_user_error
+def main(argv: list[str] | None = None, prog: str = "python -m ftaudit.report") -> None:
+    """``prog``: the command as the user typed it, for the usage line (``ftaudit report`` from the CLI)."""
+    args = parse_args(argv, prog)
+    unknown = [name for name in args.format if name not in FORMATS]
+    if unknown:
+        raise ConfigError(f"--format {','.join(unknown)}: choose from {','.join(FORMATS)}")
+    runs = find_runs(args.run_dirs)
+    available = set().union(*(run.metrics for run in runs))
+    if args.tradeoff and args.tradeoff not in available:
+        raise ConfigError(f"--tradeoff {args.tradeoff}: no run has this metric")
+    group_keys = args.group_by if args.group_by is not None else default_group_keys(runs)
+    check_group_keys(runs, group_keys)
+    metrics = select_metrics(runs, args.metrics)
+    groups = aggregate(runs, group_keys, metrics)
+
+    written = (
+        write_html(runs, groups, group_keys, metrics, args.run_dirs, args.out, args.tradeoff)
+        if "html" in args.format
+        else []
+    )
+    tables = [name for name in args.format if name in RENDERERS]
+    if tables:
+        written += write_tables(tables, runs, groups, group_keys, metrics, args)
     print(f"{len(runs)} runs in {len(groups)} groups (by {', '.join(group_keys) or 'nothing'})")
     if "md" in args.format:
         print((args.out / "table.md").read_text(encoding="utf-8"), end="")

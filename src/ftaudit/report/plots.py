@@ -60,8 +60,16 @@ def plot_files(stem: str, names: list[str]) -> dict[str, str]:
 
 
 def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, y_metric: str, path: Path) -> bool:
-    """Mean ± std of ``y_metric`` (a task's headline on test) against ``x_metric`` per group; False (nothing drawn)
-    when no group has both."""
+    """``tradeoff_figure`` as a PNG at ``path``; False (nothing written) when no group has both metrics."""
+    figure = tradeoff_figure(groups, group_keys, x_metric, y_metric)
+    if figure is not None:
+        save(figure, path)
+    return figure is not None
+
+
+def tradeoff_figure(groups: list[Group], group_keys: list[str], x_metric: str, y_metric: str):
+    """Mean ± std of ``y_metric`` (a task's headline on test) against ``x_metric`` per group, the Pareto front
+    drawn; None when no group has both."""
     plt = pyplot()
     shown = [
         (
@@ -73,7 +81,7 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, y_m
     ]
     shown = [(group, x, y) for group, x, y in shown if x is not None and y is not None]
     if not shown:
-        return False
+        return None
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     for group, x, y in shown:
         axes.errorbar(x.mean, y.mean, xerr=x.std or 0.0, yerr=y.std or 0.0, fmt="o", capsize=3)
@@ -100,12 +108,19 @@ def plot_tradeoff(groups: list[Group], group_keys: list[str], x_metric: str, y_m
     axes.set_title("Task gain vs cost, mean ± std over each group's runs")
     axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
-    save(figure, path)
-    return True
+    return figure
 
 
 def plot_fairness(groups: list[Group], group_keys: list[str], measure: str, path: Path) -> bool:
-    """Per-name-group ``measure`` (``recall`` or ``flip_rate``; mean ± std over runs) for each table group; False when
+    """``fairness_figure`` as a PNG at ``path``; False (nothing written) when no run has such keys."""
+    figure = fairness_figure(groups, group_keys, measure)
+    if figure is not None:
+        save(figure, path)
+    return figure is not None
+
+
+def fairness_figure(groups: list[Group], group_keys: list[str], measure: str):
+    """Per-name-group ``measure`` (``recall`` or ``flip_rate``; mean ± std over runs) for each table group; None when
     no run has such keys."""
     keys = sorted(
         {
@@ -117,7 +132,7 @@ def plot_fairness(groups: list[Group], group_keys: list[str], measure: str, path
         }
     )
     if not keys:
-        return False
+        return None
     one_probe = len({PER_GROUP.match(key)["probe"] for key in keys}) == 1
     names = [PER_GROUP.match(key)["group"] if one_probe else key.removeprefix("fairness/") for key in keys]
     ylabel, upper, title = MEASURES[measure]
@@ -142,8 +157,7 @@ def plot_fairness(groups: list[Group], group_keys: list[str], measure: str, path
     axes.set_title(f"{title} per group, mean ± std over runs")
     axes.legend(loc="best", fontsize=8)
     axes.grid(axis="y", alpha=0.3)
-    save(figure, path)
-    return True
+    return figure
 
 
 def fairness_measures(available: set[str]) -> list[str]:

@@ -17,9 +17,8 @@ import torch
 from omegaconf import DictConfig
 
 from ftaudit.errors import ConfigError
-from ftaudit.metrics import MetricSpec
+from ftaudit.metrics import RELIABILITY_FILE, MetricSpec
 from ftaudit.models.loading import load_tokenizer
-from ftaudit.tasks.calibration import RELIABILITY_FILE
 from ftaudit.tasks.data import SplitDataModule
 from ftaudit.tasks.module import TaskModule
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 ECE_BINS = 15
-RELIABILITY_FILE = "calibration.json"  # the test split's reliability bins, in the run record
 
 
 def reliability_bins(confidence, correct, bins: int = ECE_BINS) -> dict:
