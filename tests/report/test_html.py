@@ -211,3 +211,17 @@ def test_the_same_records_give_the_same_bytes(tmp_path):
         report(tmp_path / "multirun", "--format", "html", "--out", tmp_path / out)
     for page in (tmp_path / "first").rglob("*.html"):
         assert page.read_bytes() == (tmp_path / "second" / page.relative_to(tmp_path / "first")).read_bytes()
+
+
+def test_a_run_without_declarations_says_so_and_hub_data_shows_its_revision(tmp_path):
+    run_dir = write_run(tmp_path / "old", run_config(1e-4, 1, tmp_path / "old"), {"task/test_f1": 0.5})
+    (run_dir / "metrics_info.json").unlink()  # recorded before metrics declared their split and direction
+    hub = {"hub_id": "eriktks/conll2003", "config": None, "split": "test", "revision": "abc", "fingerprint": "fp"}
+    hub["files"] = [{"path": "/cache/test.parquet", "sha256": "e" * 64}]
+    (run_dir / "env.json").write_text(json.dumps({"data_files": [hub]}))
+    report(run_dir, "--format", "html", "--out", tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    row = re.search(r'<td class="key">task/test_f1</td>.*?</tr>', html, re.S)[0]
+    assert "<td>undeclared</td><td>undeclared</td>" in row
+    assert "hub eriktks/conll2003 (default, test)" in html and "revision abc, fingerprint fp" in html
+    assert "/cache/test.parquet" in html and "e" * 64 in html

@@ -113,6 +113,48 @@ def test_a_multirun_page_renders_its_table_and_links_each_run(browser, multirun,
     page.close()
 
 
+def test_a_real_sweeps_page_shows_its_history_and_links_its_trials(browser, tmp_path):
+    tiny_sweep = [*TINY_SUBSET_RUN, "sweep.space.trainer.max_epochs.high=1", "sweep.space.optimizer.lr.low=1e-4"]
+    result = run_script(*tiny_sweep, "sweep.n_trials=3", cwd=tmp_path, script="sweep.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    main([str(sweep_dir), "--format", "html", "--out", str(tmp_path / "report")])
+    page, problems = open_page(browser, tmp_path / "report" / "report.html", "report-sweep.png")
+    assert problems == [] and page.evaluate(IMAGES_LOADED)
+    assert page.locator("img[alt^='optimisation history of task/val_f1']").count() == 1
+    trials = page.locator("section.sweep tbody tr")
+    assert trials.count() == 3
+    trials.first.locator("a").click()
+    page.wait_for_load_state("load")
+    assert page.locator("#at-a-glance .card.gain [data-key]").get_attribute("data-key") == "task/test_f1"
+    assert problems == []
+    page.close()
+
+
+RECORDED = [Path(path) for path in os.environ.get("FTAUDIT_HTML_RUNS", "").split(os.pathsep) if path]
+
+
+@pytest.mark.skipif(not RECORDED, reason="set FTAUDIT_HTML_RUNS to run folders (':'-separated) to check their pages")
+@pytest.mark.parametrize("folder", RECORDED, ids=str)
+def test_the_pages_of_recorded_runs_render_with_every_number_as_recorded(browser, folder, tmp_path):
+    """Real records made elsewhere (e.g. the default run, a 2x2 multirun): their report pages, each one checked."""
+    main([str(folder), "--format", "html", "--out", str(tmp_path)])
+    pages = [tmp_path / "report.html", *sorted((tmp_path / "runs").glob("*.html"))]
+    records = {p.parent.resolve(): json.loads(p.read_text()) for p in folder.rglob("metrics.json")}
+    for number, path in enumerate(pages):
+        page, problems = open_page(
+            browser, path, f"report-recorded-{folder.name}-{number}.png" if number == 0 else None
+        )
+        assert problems == [] and page.evaluate(IMAGES_LOADED), path
+        if path.parent.name == "runs" or len(records) == 1:
+            name = page.locator("#run-name").inner_text()
+            (metrics,) = [
+                m for run, m in records.items() if run == folder.resolve() or run == (folder / name).resolve()
+            ]
+            check_numbers(page, metrics)
+        page.close()
+
+
 def test_hostile_names_stay_text_in_the_browser(browser, tmp_path):
     run_dir = hostile_run(tmp_path / "runs" / "hostile")
     main([str(run_dir), "--format", "html", "--out", str(tmp_path / "out")])

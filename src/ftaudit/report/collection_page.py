@@ -101,6 +101,10 @@ def sweep_context(folder: Path, pages: dict[Path, str]) -> dict | None:
     return {**sweep, "figures": figures, "columns": list(sweep["trials"][0]) if sweep["trials"] else []}
 
 
+def within(folder: Path, roots: list[Path]) -> bool:
+    return any(folder == root or root in folder.parents for root in roots)
+
+
 def collection_context(
     runs: list[RunRecord],
     groups: list[Group],
@@ -125,14 +129,8 @@ def collection_context(
         if figure is not None:
             figures[f"fairness: {measure} per name group"] = svg_uri(figure)
     scores = [f"task/test_{s}" for s in headlines(runs)]
-    folders = sorted(
-        {
-            folder
-            for run in runs
-            for folder in run.path.parents
-            if any(folder == r or r in folder.parents for r in roots)
-        }
-    )
+    # A sweep's trials.csv sits in a folder above its trials: look in every folder between a root and its runs.
+    folders = sorted({folder for run in runs for folder in run.path.parents if within(folder, roots)})
     return {
         "roots": [str(root) for root in roots],
         "group_keys": group_keys or ["runs"],

@@ -184,15 +184,18 @@ def provenance(run: RunRecord, env: dict) -> dict:
     return {
         "facts": {key: str(value) for key, value in facts.items()},
         "packages": env.get("packages", {}),
-        "data_files": [
-            {
-                "source": entry.get("path") or entry.get("id") or json.dumps(entry),
-                "hash": entry.get("sha256", json.dumps(entry)),
-            }
-            for entry in env.get("data_files", [])
-        ],
-        "skipped": env.get("skipped_probes", {}),
+        "data_files": [row for entry in env.get("data_files", []) for row in data_file_rows(entry)],
     }
+
+
+def data_file_rows(entry: dict) -> list[dict]:
+    """A data file of env.json as (source, hash) rows: a local file with its SHA-256; a hub split by its id, config,
+    split and revision, then each cached file it was read from."""
+    if "hub_id" not in entry:
+        return [{"source": entry.get("path", ""), "hash": entry.get("sha256", "")}]
+    split = f"hub {entry['hub_id']} ({entry.get('config') or 'default'}, {entry.get('split')})"
+    rows = [{"source": split, "hash": f"revision {entry.get('revision')}, fingerprint {entry.get('fingerprint')}"}]
+    return rows + [{"source": file["path"], "hash": file["sha256"]} for file in entry.get("files", [])]
 
 
 def cost_keys(run: RunRecord) -> list[str]:
